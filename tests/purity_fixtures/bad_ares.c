@@ -1,0 +1,1 @@
+void f(void *c) { ares_process_fd(c, 0, 0); }

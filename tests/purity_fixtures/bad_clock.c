@@ -1,0 +1,1 @@
+void f(void) { clock_gettime(0, 0); }

@@ -1,0 +1,1 @@
+int f(int fd) { return connect(fd, 0, 0); }

@@ -1,0 +1,1 @@
+void f(void *c) { curl_multi_perform(c, 0); }

@@ -1,0 +1,2 @@
+#include <sys/socket.h>
+int f(void) { return 0; }

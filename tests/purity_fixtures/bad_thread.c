@@ -1,0 +1,1 @@
+void f(void *m) { pthread_mutex_lock(m); }

@@ -1,0 +1,1 @@
+long f(void) { return time(0); }
