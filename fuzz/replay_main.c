@@ -1,5 +1,5 @@
 /*
- * Replays every fuzz target's corpus (fuzz/corpus/<target>/*), then feeds each
+ * Replays every fuzz target's corpus (the files in fuzz/corpus/<target>/), then feeds each
  * target deterministic mutations of those files (truncations, bit flips,
  * splices) and pseudo-random inputs. Bounded in count; a crash or sanitizer
  * report ends the process, which fails the test. Usage: replay corpus_dir
