@@ -61,7 +61,88 @@ typedef enum mtc_error {
   MTC_ERR_TL_BAD_VALUE = -203,  /* a value is malformed (bad padding, bad Bool) */
   MTC_ERR_TL_TRAILING = -204,   /* bytes left over after a complete value */
   MTC_ERR_TL_DEPTH = -205,      /* objects nested deeper than the decoder allows */
-  MTC_ERR_GZIP = -206           /* gzip_packed failed to inflate or is too large */
+  MTC_ERR_GZIP = -206,          /* gzip_packed failed to inflate or is too large */
+
+  /* -320..-339 obfuscated2 and fake-TLS (src/transport/obfuscated2.*, faketls.*) */
+  MTC_ERR_OBFS_BAD_TAG = -320,  /* obfuscated2 header: unknown protocol tag */
+  MTC_ERR_OBFS_TAG_NOT_ALLOWED = -321, /* obfuscated2 header: tag not allowed here */
+  MTC_ERR_TLS_HELLO_TOO_LONG = -322, /* fake-TLS ClientHello over 514 bytes before padding */
+  MTC_ERR_TLS_BAD_RECORD = -323, /* unexpected TLS record type, version or sequence */
+  MTC_ERR_TLS_RECORD_TOO_LONG = -324, /* TLS record length over 16384+256 */
+  MTC_ERR_TLS_BAD_DIGEST = -325, /* fake-TLS HMAC mismatch: wrong secret or altered bytes */
+  MTC_ERR_TLS_TIME_SKEW = -326, /* fake-TLS ClientHello timestamp outside the window */
+  MTC_ERR_TLS_BAD_SNI = -327,   /* fake-TLS ClientHello SNI missing or not the domain */
+  MTC_ERR_TLS_NOT_HELLO = -328, /* not a TLS ClientHello record (16 03 01, len >= 512) */
+  MTC_ERR_TLS_MALFORMED = -329, /* a TLS handshake message is malformed */
+  MTC_ERR_TLS_TRUNCATED = -330, /* the stream ended inside a TLS record */
+
+  /* -300..-319 framing codecs (src/transport/codec.*); -320..-339 reserved for
+   * obfuscation / fake-TLS; -340..-359 reserved for proxy links / SOCKS5. */
+  MTC_ERR_FRAME_TOO_LARGE = -300, /* a frame exceeds the 16 MiB cap */
+  MTC_ERR_FRAME_LENGTH = -301,  /* a frame length is zero, misaligned or too small */
+  MTC_ERR_FRAME_CRC = -302,     /* full transport: CRC32 mismatch */
+  MTC_ERR_FRAME_SEQNO = -303,   /* full transport: unexpected sequence number */
+  MTC_ERR_FRAME_TAG = -304,     /* the stream did not start with the transport tag */
+  MTC_ERR_FRAME_TRUNCATED = -305, /* the stream ended inside a frame */
+  MTC_ERR_TRANSPORT_CLOSED = -306, /* the peer closed the connection */
+  MTC_ERR_TRANSPORT_ERROR = -307, /* the server sent a transport error code */
+  MTC_ERR_TRANSPORT_AUTH_KEY = -308, /* transport error -404: auth key not found */
+  MTC_ERR_TRANSPORT_FLOOD = -309, /* transport error -429: transport flood */
+  MTC_ERR_TRANSPORT_BAD_DC = -310, /* transport error -444: invalid DC */
+
+  /* -340..-354: MTProxy secrets and proxy links (src/transport/proxy_link.h) */
+  MTC_ERR_SECRET_ENCODING = -340,      /* secret is not hex, base64url or base64 */
+  MTC_ERR_SECRET_LENGTH = -341,        /* secret size wrong (< 16, 0xdd not 17, too long) */
+  MTC_ERR_SECRET_TAG = -342,           /* 17+ byte secret not starting 0xdd or 0xee */
+  MTC_ERR_SECRET_DOMAIN_LENGTH = -343, /* fake-TLS domain empty or over 182 bytes */
+  MTC_ERR_SECRET_DOMAIN = -344,        /* fake-TLS domain is not an LDH host name */
+  MTC_ERR_LINK_SYNTAX = -345,          /* empty, too long, or a parameter without a name */
+  MTC_ERR_LINK_CHAR = -346,            /* space, control or non-ASCII byte in the link */
+  MTC_ERR_LINK_SCHEME = -347,          /* not tg:, or http(s) to t.me/telegram.me/.dog */
+  MTC_ERR_LINK_KIND = -348,            /* not a proxy or socks link */
+  MTC_ERR_LINK_PERCENT = -349,         /* malformed %XX escape or %00 */
+  MTC_ERR_LINK_DUPLICATE = -350,       /* a parameter appears twice */
+  MTC_ERR_LINK_MISSING = -351,         /* server, port or secret missing or empty */
+  MTC_ERR_LINK_SERVER = -352,          /* server is not an IP literal or host name */
+  MTC_ERR_LINK_PORT = -353,            /* port is not decimal 1..65535 */
+  MTC_ERR_LINK_CREDENTIALS = -354,     /* SOCKS user/pass over 255 bytes or pass alone */
+  /* -355..-370: SOCKS5 client (src/transport/socks5.h); REP n maps to -360 - n */
+  MTC_ERR_SOCKS_PARAMS = -355,         /* bad target or credentials at init */
+  MTC_ERR_SOCKS_VERSION = -356,        /* reply version byte not 5 (1 for auth) */
+  MTC_ERR_SOCKS_NO_METHOD = -357,      /* server accepts none of our methods (0xFF) */
+  MTC_ERR_SOCKS_METHOD = -358,         /* server chose a method we did not offer */
+  MTC_ERR_SOCKS_AUTH_FAILED = -359,    /* username/password rejected */
+  MTC_ERR_SOCKS_REPLY = -360,          /* unknown REP code (0x09..0xff) */
+  MTC_ERR_SOCKS_GENERAL_FAILURE = -361, /* REP 0x01 general SOCKS server failure */
+  MTC_ERR_SOCKS_NOT_ALLOWED = -362,    /* REP 0x02 connection not allowed by ruleset */
+  MTC_ERR_SOCKS_NET_UNREACHABLE = -363, /* REP 0x03 network unreachable */
+  MTC_ERR_SOCKS_HOST_UNREACHABLE = -364, /* REP 0x04 host unreachable */
+  MTC_ERR_SOCKS_CONN_REFUSED = -365,   /* REP 0x05 connection refused */
+  MTC_ERR_SOCKS_TTL_EXPIRED = -366,    /* REP 0x06 TTL expired */
+  MTC_ERR_SOCKS_CMD_UNSUPPORTED = -367, /* REP 0x07 command not supported */
+  MTC_ERR_SOCKS_ATYP_UNSUPPORTED = -368, /* REP 0x08 address type not supported */
+  MTC_ERR_SOCKS_ATYP = -369,           /* reply carries an unknown ATYP */
+  MTC_ERR_SOCKS_PROTOCOL = -370,       /* RSV != 0, empty BND name, or data out of turn */
+
+  /* -400..-449: auth key creation, RSA key set, PFS binding (src/auth/) */
+  MTC_ERR_AUTH_STATE = -400,           /* handshake call not valid in its current state */
+  MTC_ERR_AUTH_UNEXPECTED = -401,      /* not the answer expected at this handshake step */
+  MTC_ERR_AUTH_NONCE = -402,           /* nonce in a server answer differs from ours */
+  MTC_ERR_AUTH_SERVER_NONCE = -403,    /* server_nonce differs from the one in resPQ */
+  MTC_ERR_AUTH_NO_RSA_KEY = -404,      /* no server fingerprint matches a key we hold */
+  MTC_ERR_AUTH_BAD_PQ = -405,          /* pq is empty, over 8 bytes or zero */
+  MTC_ERR_AUTH_BAD_PADDING = -406,     /* encrypted part not 16-aligned, or padding >= 16 */
+  MTC_ERR_AUTH_ANSWER_HASH = -407,     /* SHA1 of decrypted DH data does not match */
+  MTC_ERR_AUTH_NEW_NONCE_HASH = -408,  /* new_nonce_hash in a server answer is wrong */
+  MTC_ERR_AUTH_DH_PARAMS_FAIL = -409,  /* server answered server_DH_params_fail */
+  MTC_ERR_AUTH_DH_GEN_FAIL = -410,     /* server answered dh_gen_fail */
+  MTC_ERR_AUTH_TOO_MANY_RETRIES = -411, /* dh_gen_retry more often than allowed */
+  MTC_ERR_AUTH_ENVELOPE = -412,        /* unencrypted message: auth_key_id != 0 or bad length */
+  MTC_ERR_AUTH_KEYSET_FULL = -413,     /* the RSA key set has no room for another key */
+  MTC_ERR_AUTH_KEY_ID = -414,          /* an auth_key_id is not the expected key's */
+  MTC_ERR_AUTH_MSG_KEY = -415,         /* msg_key does not match the decrypted message */
+  MTC_ERR_AUTH_BIND_INVALID = -416,    /* bind_auth_key_inner message malformed or inconsistent */
+  MTC_ERR_AUTH_RSA_DECRYPT = -417,     /* encrypted_data fits no RSA scheme (server side) */
 } mtc_error;
 
 /*

@@ -83,13 +83,16 @@ void mtci_hmac_sha256(const void *key, size_t key_len, const void *data, size_t 
 
 /* ---- AES-256 ---------------------------------------------------------- */
 
-/* Expanded AES-256 key for both directions; usable by either backend. */
+/*
+ * Expanded AES-256 key for both directions. One layout serves both backends:
+ * 15 round keys as host-order words (mbedTLS's layout, which on x86 is byte
+ * for byte the AES-NI layout), decryption keys in "equivalent inverse cipher"
+ * form. So a key expanded under one accel mask stays valid under another.
+ * Plain data: may be copied.
+ */
 typedef struct mtci_aes256 {
-  uint32_t rk_enc[60];
-  uint32_t rk_dec[60];
-  uint8_t ni_enc[15 * 16]; /* AES-NI round keys, filled when AES-NI is active */
-  uint8_t ni_dec[15 * 16];
-  unsigned use_ni;
+  _Alignas(16) uint32_t rk_enc[60];
+  _Alignas(16) uint32_t rk_dec[60];
 } mtci_aes256;
 
 int mtci_aes256_init(mtci_aes256 *k, const uint8_t key[32]);
@@ -192,7 +195,9 @@ int mtci_rsa_pad_encrypt(const mtci_rsa_key *k, const uint8_t *data, size_t data
 
 /* ---- big numbers and DH ----------------------------------------------- */
 
-/* out = base^exp mod mod, big-endian, left-padded to out_len (>= mod length). */
+/* out = base^exp mod mod, big-endian, left-padded to out_len (>= mod length).
+ * mod must be odd: zero or even -> MTC_ERR_INVALID_ARG; out_len too small ->
+ * MTC_ERR_BUFFER_TOO_SMALL; an input over 1024 bytes -> MTC_ERR_BAD_LENGTH. */
 int mtci_modexp(const uint8_t *base, size_t base_len, const uint8_t *exp, size_t exp_len,
                 const uint8_t *mod, size_t mod_len, uint8_t *out, size_t out_len);
 
@@ -210,6 +215,15 @@ int mtci_dh_check_value(const uint8_t *p, size_t p_len, const uint8_t *v, size_t
 
 /* Factor pq into primes p < q, both below 2^32 (Pollard-Brent, deterministic). */
 int mtci_pq_factor(uint64_t pq, uint32_t *p, uint32_t *q);
+
+/* ---- X25519 (fake-TLS key_share) ------------------------------------- */
+
+/*
+ * A fresh X25519 public key: draws 32 random bytes as the scalar, clamps it
+ * (RFC 7748 decodeScalar25519) and writes scalar*G as 32 bytes little-endian.
+ * The scalar is zeroized; only the public key is needed (fake-TLS §5.3).
+ */
+int mtci_x25519_public_key(mtc_random_fn rnd, void *rnd_ud, uint8_t out[32]);
 
 /* ---- secure random (shell side: reads OS entropy) ---------------------- */
 
