@@ -38,7 +38,9 @@ double mtci_tl_read_double(mtci_tl_reader *r);
 void mtci_tl_read_int128(mtci_tl_reader *r, uint8_t out[16]);
 void mtci_tl_read_int256(mtci_tl_reader *r, uint8_t out[32]);
 void mtci_tl_read_raw(mtci_tl_reader *r, uint8_t *out, size_t n);
-/* Borrowed view into the reader's data (valid while the data lives). */
+/* Borrowed view into the reader's data (valid while the data lives); NULL
+ * with *len = 0 on error. A long form with length < 254 or a 0xff prefix is
+ * MTC_ERR_TL_BAD_VALUE; padding must be present, its values are not checked. */
 const uint8_t *mtci_tl_read_bytes(mtci_tl_reader *r, size_t *len);
 /* Boolean: boolTrue -> 1, boolFalse -> 0, other -> MTC_ERR_TL_BAD_VALUE. */
 int mtci_tl_read_bool(mtci_tl_reader *r);
@@ -49,6 +51,12 @@ void mtci_tl_expect(mtci_tl_reader *r, uint32_t id);
 uint32_t mtci_tl_read_vector(mtci_tl_reader *r, size_t min_elem_size);
 /* Bare vector header: the count only, same bound. */
 uint32_t mtci_tl_read_bare_vector(mtci_tl_reader *r, size_t min_elem_size);
+/* The next u32 (a constructor id) without consuming it or setting an error;
+ * 0 when fewer than 4 bytes remain or the reader has failed. */
+uint32_t mtci_tl_peek_u32(const mtci_tl_reader *r);
+/* End of a top-level value: MTC_ERR_TL_TRAILING if bytes remain. Returns the
+ * sticky error (0 when the whole input was consumed cleanly). */
+int mtci_tl_read_end(mtci_tl_reader *r);
 
 typedef struct mtci_tl_writer {
   uint8_t *buf;
@@ -60,7 +68,9 @@ typedef struct mtci_tl_writer {
 } mtci_tl_writer;
 
 /* headroom: bytes reserved in front of the data so a transport can prepend
- * headers without moving the payload. */
+ * headers without moving the payload. Allocates at once (a failure shows as
+ * err = MTC_ERR_NOMEM), so mtci_tl_writer_data() is valid for an empty
+ * payload. reset zeroizes the payload and clears err, keeping the buffer. */
 void mtci_tl_writer_init(mtci_tl_writer *w, size_t headroom);
 void mtci_tl_writer_free(mtci_tl_writer *w); /* zeroizes the buffer */
 uint8_t *mtci_tl_writer_data(const mtci_tl_writer *w); /* first payload byte */
@@ -78,5 +88,9 @@ void mtci_tl_write_bool(mtci_tl_writer *w, int v);
 void mtci_tl_write_vector(mtci_tl_writer *w, uint32_t count); /* id + count */
 /* Reserve n bytes and return a pointer to them (NULL on error). */
 uint8_t *mtci_tl_write_reserve(mtci_tl_writer *w, size_t n);
+/* Write a TL bytes header for n data bytes plus its zero padding and return
+ * a pointer to the n data bytes for the caller to fill (NULL on error, or a
+ * valid pointer to the padding when n == 0). */
+uint8_t *mtci_tl_write_bytes_reserve(mtci_tl_writer *w, size_t n);
 
 #endif /* MTCI_TL_H */
