@@ -1,5 +1,6 @@
 /* auth.bindTempAuthKey encrypted_message, MTProto 1.0 under the perm key (§6.8). */
 #include "auth/bind.h"
+#include "bytes.h"
 
 #include <string.h>
 
@@ -7,29 +8,6 @@
 #define PLAIN_LEN (HEADER_LEN + MTCI_BIND_INNER_LEN) /* 72 */
 #define PADDED_LEN 80
 #define MAX_PADDED 1024 /* what the checker accepts from a peer */
-
-static void put_le32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_le64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_le64(const uint8_t *p) {
-  return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-static uint64_t u64_of(int64_t v) {
-  uint64_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-static int64_t i64_of(uint64_t v) {
-  int64_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
 
 /* msg_key = SHA1(pt)[4:20] (MTProto 1.0). */
 static void msg_key_v1(const uint8_t *pt, size_t len, uint8_t out[16]) {
@@ -48,16 +26,16 @@ int mtci_bind_encrypt(const uint8_t perm_key[MTCI_AUTH_KEY_LEN], const mtci_bind
 
   uint8_t pt[PADDED_LEN];
   int rc = rnd(rnd_ud, pt, 16);
-  put_le64(pt + 16, u64_of(msg_id));
-  put_le32(pt + 24, 0); /* seqno */
-  put_le32(pt + 28, MTCI_BIND_INNER_LEN);
+  mtci_put_le64(pt + 16, mtci_u64_of(msg_id));
+  mtci_put_le32(pt + 24, 0); /* seqno */
+  mtci_put_le32(pt + 28, MTCI_BIND_INNER_LEN);
   uint8_t *in = pt + HEADER_LEN;
-  put_le32(in, MTCI_ID_BIND_AUTH_KEY_INNER);
-  put_le64(in + 4, u64_of(inner->nonce));
+  mtci_put_le32(in, MTCI_ID_BIND_AUTH_KEY_INNER);
+  mtci_put_le64(in + 4, mtci_u64_of(inner->nonce));
   memcpy(in + 12, inner->temp_auth_key_id, 8);
   memcpy(in + 20, inner->perm_auth_key_id, 8);
-  put_le64(in + 28, u64_of(inner->temp_session_id));
-  put_le32(in + 36, (uint32_t)inner->expires_at);
+  mtci_put_le64(in + 28, mtci_u64_of(inner->temp_session_id));
+  mtci_put_le32(in + 36, (uint32_t)inner->expires_at);
   if (rc == 0) rc = rnd(rnd_ud, pt + PLAIN_LEN, PADDED_LEN - PLAIN_LEN);
   if (rc > 0) rc = MTC_ERR_RANDOM;
 
@@ -94,26 +72,26 @@ int mtci_bind_decrypt(const uint8_t perm_key[MTCI_AUTH_KEY_LEN], const uint8_t *
   if (rc != 0) return rc;
   /* The length field decides what msg_key covers; only 40 is valid, and
    * the msg_key check runs whenever the length is usable at all. */
-  uint32_t body_len = get_le32(pt + 28);
+  uint32_t body_len = mtci_le32(pt + 28);
   if (body_len > n - HEADER_LEN) {
     rc = MTC_ERR_AUTH_BIND_INVALID;
   } else {
     msg_key_v1(pt, HEADER_LEN + body_len, mk);
     if (!mtci_ct_equal(mk, msg + 8, 16)) rc = MTC_ERR_AUTH_MSG_KEY;
     else if (body_len != MTCI_BIND_INNER_LEN || n - HEADER_LEN - body_len >= 16 ||
-             get_le32(pt + 24) != 0 || get_le32(pt + HEADER_LEN) != MTCI_ID_BIND_AUTH_KEY_INNER)
+             mtci_le32(pt + 24) != 0 || mtci_le32(pt + HEADER_LEN) != MTCI_ID_BIND_AUTH_KEY_INNER)
       rc = MTC_ERR_AUTH_BIND_INVALID;
     else if (!mtci_ct_equal(pt + HEADER_LEN + 20, perm_id, 8))
       rc = MTC_ERR_AUTH_KEY_ID;
   }
   if (rc == 0) {
     const uint8_t *in = pt + HEADER_LEN;
-    *msg_id = i64_of(get_le64(pt + 16));
-    inner->nonce = i64_of(get_le64(in + 4));
+    *msg_id = mtci_i64_of(mtci_le64(pt + 16));
+    inner->nonce = mtci_i64_of(mtci_le64(in + 4));
     memcpy(inner->temp_auth_key_id, in + 12, 8);
     memcpy(inner->perm_auth_key_id, in + 20, 8);
-    inner->temp_session_id = i64_of(get_le64(in + 28));
-    uint32_t e = get_le32(in + 36);
+    inner->temp_session_id = mtci_i64_of(mtci_le64(in + 28));
+    uint32_t e = mtci_le32(in + 36);
     memcpy(&inner->expires_at, &e, sizeof e);
   }
   mtci_zeroize(pt, sizeof pt);

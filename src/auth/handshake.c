@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tl/tl.h"
+#include "bytes.h"
 
 /* Largest encrypted_answer accepted: SHA1 (20) + server_DH_inner_data
  * (564 with a 2048-bit prime) + padding, with room to spare. */
@@ -17,32 +18,13 @@
 
 /* ---- envelope ------------------------------------------------------------ */
 
-static void put_le64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get_le64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-static int64_t u64_to_i64(uint64_t v) {
-  int64_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-static uint64_t i64_to_u64(int64_t v) {
-  uint64_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-
 int mtci_unenc_wrap(int64_t msg_id, const uint8_t *body, size_t len, uint8_t *out, size_t cap,
                     size_t *out_len) {
   if ((!body && len) || !out || !out_len) return MTC_ERR_INVALID_ARG;
   if (len > UINT32_MAX || cap < MTCI_UNENC_HEADER_LEN || cap - MTCI_UNENC_HEADER_LEN < len)
     return MTC_ERR_BUFFER_TOO_SMALL;
   memset(out, 0, 8);
-  put_le64(out + 8, i64_to_u64(msg_id));
+  mtci_put_le64(out + 8, mtci_u64_of(msg_id));
   for (int i = 0; i < 4; i++) out[16 + i] = (uint8_t)((uint64_t)len >> (8 * i));
   if (len) memmove(out + MTCI_UNENC_HEADER_LEN, body, len);
   *out_len = MTCI_UNENC_HEADER_LEN + len;
@@ -61,7 +43,7 @@ int mtci_unenc_unwrap(const uint8_t *msg, size_t len, const uint8_t **body, size
              (size_t)msg[19] << 24;
   size_t avail = len - MTCI_UNENC_HEADER_LEN;
   if (n > avail || avail - n > 15) return MTC_ERR_AUTH_ENVELOPE;
-  if (msg_id) *msg_id = u64_to_i64(get_le64(msg + 8));
+  if (msg_id) *msg_id = mtci_i64_of(mtci_le64(msg + 8));
   *body = msg + MTCI_UNENC_HEADER_LEN;
   *body_len = n;
   return 0;
@@ -234,7 +216,7 @@ static int on_res_pq(mtci_handshake *h, const uint8_t *body, size_t len) {
   const mtci_rsa_key *key = NULL;
   uint64_t fingerprint = 0;
   for (uint32_t i = 0; i < n_fps && !r.err; i++) {
-    uint64_t fp = i64_to_u64(mtci_tl_read_long(&r));
+    uint64_t fp = mtci_u64_of(mtci_tl_read_long(&r));
     if (!key && !r.err) {
       key = mtci_rsa_keyset_find(h->keys, fp);
       fingerprint = fp;
@@ -278,7 +260,7 @@ static int on_res_pq(mtci_handshake *h, const uint8_t *body, size_t len) {
   mtci_tl_write_int128(&w, h->server_nonce);
   mtci_tl_write_bytes(&w, p_be, p_len);
   mtci_tl_write_bytes(&w, q_be, q_len);
-  mtci_tl_write_long(&w, u64_to_i64(fingerprint));
+  mtci_tl_write_long(&w, mtci_i64_of(fingerprint));
   mtci_tl_write_bytes(&w, encrypted, sizeof encrypted);
   rc = take_request(h, &w);
   if (rc != 0) return rc;
@@ -467,7 +449,7 @@ static int on_dh_gen(mtci_handshake *h, const uint8_t *body, size_t len) {
   if (n == 2) {
     if (h->retries >= h->max_retries) return MTC_ERR_AUTH_TOO_MANY_RETRIES;
     h->retries++;
-    h->retry_id = u64_to_i64(get_le64(h->aux_hash));
+    h->retry_id = mtci_i64_of(mtci_le64(h->aux_hash));
     rc = make_client_dh(h);
     return rc != 0 ? rc : MTCI_HS_SEND;
   }
@@ -530,7 +512,7 @@ int mtci_handshake_result(const mtci_handshake *h, mtci_auth_result *out) {
   mtci_auth_key_id(h->auth_key, out->auth_key_id);
   uint8_t salt[8];
   for (int i = 0; i < 8; i++) salt[i] = h->new_nonce[i] ^ h->server_nonce[i];
-  out->server_salt = u64_to_i64(get_le64(salt));
+  out->server_salt = mtci_i64_of(mtci_le64(salt));
   out->time_offset = h->time_offset;
   out->server_time = h->server_time;
   out->temp = h->expires_in > 0;

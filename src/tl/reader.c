@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "tl/tl.h"
+#include "bytes.h"
 
 void mtci_tl_reader_init(mtci_tl_reader *r, const uint8_t *data, size_t len) {
   static const uint8_t empty[1];
@@ -52,13 +53,9 @@ static const uint8_t *take(mtci_tl_reader *r, size_t n) {
   return p;
 }
 
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 uint32_t mtci_tl_read_u32(mtci_tl_reader *r) {
   const uint8_t *p = take(r, 4);
-  return p ? le32(p) : 0;
+  return p ? mtci_le32(p) : 0;
 }
 
 int32_t mtci_tl_read_int(mtci_tl_reader *r) {
@@ -71,7 +68,7 @@ int32_t mtci_tl_read_int(mtci_tl_reader *r) {
 static uint64_t read_u64(mtci_tl_reader *r) {
   const uint8_t *p = take(r, 8);
   if (!p) return 0;
-  return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+  return (uint64_t)mtci_le32(p) | (uint64_t)mtci_le32(p + 4) << 32;
 }
 
 int64_t mtci_tl_read_long(mtci_tl_reader *r) {
@@ -172,7 +169,7 @@ uint32_t mtci_tl_read_vector(mtci_tl_reader *r, size_t min_elem_size) {
 
 uint32_t mtci_tl_peek_u32(const mtci_tl_reader *r) {
   if (r->err || r->len - r->pos < 4) return 0;
-  return le32(r->data + r->pos);
+  return mtci_le32(r->data + r->pos);
 }
 
 int mtci_tl_read_end(mtci_tl_reader *r) {

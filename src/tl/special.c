@@ -22,14 +22,11 @@
 
 #include "crypto/crypto.h"
 #include "tl/special.h"
+#include "bytes.h"
 
 #define MSG_MIN_SIZE (MTCI_TL_CONTAINER_MSG_HEADER + 4u) /* header + a constructor */
 #define MAX_BYTES_LEN 0xffffffu
 #define INFLATE_MIN_START 4096u
-
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* ---- msg_container ------------------------------------------------------ */
 
@@ -44,7 +41,7 @@ static int container_take(mtci_tl_reader *r, mtci_tl_message *m) {
   if (blen < 4 || blen % 4 != 0) return mtci_tl_fail(r, MTC_ERR_TL_BAD_VALUE);
   if (blen > r->len - r->pos) return mtci_tl_fail(r, MTC_ERR_TL_TRUNCATED);
   const uint8_t *body = r->data + r->pos;
-  if (le32(body) == MTCI_TL_MSG_CONTAINER_ID) return mtci_tl_fail(r, MTC_ERR_TL_BAD_VALUE);
+  if (mtci_le32(body) == MTCI_TL_MSG_CONTAINER_ID) return mtci_tl_fail(r, MTC_ERR_TL_BAD_VALUE);
   r->pos += blen;
   m->body = body;
   m->body_len = blen;
@@ -89,7 +86,7 @@ int mtci_tl_container_write(mtci_tl_writer *w, const mtci_tl_message *msgs, size
   for (size_t i = 0; i < n; i++) {
     size_t bl = msgs[i].body_len;
     if (!msgs[i].body || bl < 4 || bl % 4 != 0) return MTC_ERR_INVALID_ARG;
-    if (le32(msgs[i].body) == MTCI_TL_MSG_CONTAINER_ID) return MTC_ERR_INVALID_ARG;
+    if (mtci_le32(msgs[i].body) == MTCI_TL_MSG_CONTAINER_ID) return MTC_ERR_INVALID_ARG;
     if (bl > MTCI_TL_CONTAINER_MAX_BYTES) return MTC_ERR_INVALID_ARG; /* keeps the sum small */
     total += MTCI_TL_CONTAINER_MSG_HEADER + bl;
     if (total > MTCI_TL_CONTAINER_MAX_BYTES) return MTC_ERR_INVALID_ARG;
@@ -315,7 +312,7 @@ int mtci_tl_gzip_unpack(const uint8_t *obj, size_t len, size_t cap, mtci_tl_unwr
   if (!rc) {
     if (o.used < 4) rc = MTC_ERR_TL_TRUNCATED;
     else if (o.used % 4 != 0) rc = MTC_ERR_TL_BAD_VALUE;
-    else if (le32(o.p) == MTCI_TL_GZIP_PACKED_ID) rc = MTC_ERR_TL_DEPTH; /* one level only */
+    else if (mtci_le32(o.p) == MTCI_TL_GZIP_PACKED_ID) rc = MTC_ERR_TL_DEPTH; /* one level only */
   }
   if (rc) {
     outbuf_free(&o);
@@ -331,7 +328,7 @@ int mtci_tl_gzip_unpack(const uint8_t *obj, size_t len, size_t cap, mtci_tl_unwr
 int mtci_tl_unwrap(const uint8_t *obj, size_t len, size_t cap, mtci_tl_unwrapped *out) {
   memset(out, 0, sizeof *out);
   if (!obj || len < 4) return MTC_ERR_TL_TRUNCATED;
-  if (le32(obj) == MTCI_TL_GZIP_PACKED_ID) return mtci_tl_gzip_unpack(obj, len, cap, out);
+  if (mtci_le32(obj) == MTCI_TL_GZIP_PACKED_ID) return mtci_tl_gzip_unpack(obj, len, cap, out);
   out->data = obj;
   out->len = len;
   return 0;

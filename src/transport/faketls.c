@@ -4,14 +4,9 @@
 #include <string.h>
 
 #include "transport/tls_template.h"
+#include "bytes.h"
 
 static const uint8_t zeros32[32];
-
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static size_t be16(const uint8_t *p) { return (size_t)p[0] << 8 | p[1]; }
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
@@ -76,7 +71,7 @@ static int parse_hello(const uint8_t *rec, size_t len, struct hello_view *v) {
   v->sid_len = sid_len;
   p += sid_len;
   if (end - p < 2) return MTC_ERR_TLS_MALFORMED;
-  size_t cs = be16(rec + p);
+  size_t cs = mtci_be16(rec + p);
   p += 2;
   if (cs > end - p) return MTC_ERR_TLS_MALFORMED;
   p += cs;
@@ -86,22 +81,22 @@ static int parse_hello(const uint8_t *rec, size_t len, struct hello_view *v) {
   p += comp;
   if (p == end) return 0; /* no extensions */
   if (end - p < 2) return MTC_ERR_TLS_MALFORMED;
-  size_t el = be16(rec + p);
+  size_t el = mtci_be16(rec + p);
   p += 2;
   if (el > end - p) return MTC_ERR_TLS_MALFORMED;
   end = p + el;
   while (end - p >= 4) {
-    size_t type = be16(rec + p), n = be16(rec + p + 2);
+    size_t type = mtci_be16(rec + p), n = mtci_be16(rec + p + 2);
     p += 4;
     if (n > end - p) return MTC_ERR_TLS_MALFORMED;
     if (type == 0x0000 && !v->sni) {
       /* server_name: list length, then (type, length, name) entries */
       size_t q = p, qend;
-      if (n < 2 || be16(rec + q) > n - 2) return MTC_ERR_TLS_MALFORMED;
-      qend = q + 2 + be16(rec + q);
+      if (n < 2 || mtci_be16(rec + q) > n - 2) return MTC_ERR_TLS_MALFORMED;
+      qend = q + 2 + mtci_be16(rec + q);
       q += 2;
       while (qend - q >= 3) {
-        size_t nt = rec[q], nl = be16(rec + q + 1);
+        size_t nt = rec[q], nl = mtci_be16(rec + q + 1);
         q += 3;
         if (nl > qend - q) return MTC_ERR_TLS_MALFORMED;
         if (nt == 0) {
@@ -122,7 +117,7 @@ int mtci_tls_client_hello_size(const uint8_t *d, size_t n) {
   if (!d && n) return MTC_ERR_INVALID_ARG;
   if (memcmp(d ? d : prefix, prefix, min_sz(n, 3)) != 0) return MTC_ERR_TLS_NOT_HELLO;
   if (n < 5) return 0;
-  size_t l = be16(d + 3);
+  size_t l = mtci_be16(d + 3);
   if (l < 512) return MTC_ERR_TLS_NOT_HELLO;
   if (l > MTCI_TLS_MAX_RECORD) return MTC_ERR_TLS_RECORD_TOO_LONG;
   return (int)(5 + l);
@@ -147,7 +142,7 @@ int mtci_tls_server_check_hello(const uint8_t *rec, size_t len, const uint8_t se
   mtci_hmac_sha256_final(&mac, h);
   for (int i = 0; i < 32; i++) h[i] ^= rec[MTCI_TLS_RANDOM_OFFSET + i];
   int ok = mtci_ct_equal(h, zeros32, 28);
-  uint32_t ts = le32(h + 28);
+  uint32_t ts = mtci_le32(h + 28);
   mtci_zeroize(h, sizeof h);
   if (!ok) return MTC_ERR_TLS_BAD_DIGEST;
   if (timestamp) *timestamp = ts;
@@ -260,7 +255,7 @@ static void sh_mac(mtci_tls_sh *s, const uint8_t *p, size_t n) {
 /* A complete 5-byte header: is this record allowed here? */
 static int sh_header(mtci_tls_sh *s) {
   const uint8_t *h = s->hdr;
-  size_t l = be16(h + 3);
+  size_t l = mtci_be16(h + 3);
   int v12 = h[1] == 0x03 && h[2] == 0x03;
   if (s->state == SH_MORE && h[0] == 0x14 && v12) {
     if (l != 1) return MTC_ERR_TLS_BAD_RECORD;
@@ -407,7 +402,7 @@ int mtci_tls_reader_feed(mtci_tls_reader *r, const uint8_t *in, size_t len, uint
       i += take;
       if (r->hdr_len < 5) break;
       const uint8_t *h = r->hdr;
-      size_t l = be16(h + 3);
+      size_t l = mtci_be16(h + 3);
       int v12 = h[1] == 0x03 && h[2] == 0x03;
       if (h[0] == 0x17 && v12) {
         if (l > MTCI_TLS_MAX_RECORD) r->err = MTC_ERR_TLS_RECORD_TOO_LONG;

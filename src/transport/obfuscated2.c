@@ -1,11 +1,8 @@
 /* obfuscated2 init header and CTR streams, client and server side (PROTOCOL.md §4.2-4.3). */
 #include "transport/obfuscated2.h"
+#include "bytes.h"
 
 #include <string.h>
-
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 int16_t mtci_obfs_dc_id(int dc, int test, int media) {
   if (dc < 1 || dc > 9999) return 0;
@@ -27,10 +24,10 @@ static int forbidden_start(const uint8_t b[8]) {
       0x02010316u, /* 16 03 01 02: TLS handshake record */
       0xddddddddu, 0xeeeeeeeeu};
   if (b[0] == 0xef) return 1;
-  uint32_t w0 = le32(b);
+  uint32_t w0 = mtci_le32(b);
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
     if (w0 == words[i]) return 1;
-  return le32(b + 4) == 0;
+  return mtci_le32(b + 4) == 0;
 }
 
 static int tag_bit(uint32_t tag) {
@@ -124,7 +121,7 @@ int mtci_obfs_server_init(mtci_obfs *o, const uint8_t header[MTCI_OBFS_HEADER_LE
   }
   uint8_t plain[64];
   mtci_aes_ctr_xor(&o->dec, header, plain, sizeof plain);
-  uint32_t t = le32(plain + 56);
+  uint32_t t = mtci_le32(plain + 56);
   uint16_t dc = (uint16_t)(plain[60] | plain[61] << 8);
   mtci_zeroize(plain, sizeof plain);
   int bit = tag_bit(t);
