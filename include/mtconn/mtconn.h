@@ -143,6 +143,75 @@ typedef enum mtc_error {
   MTC_ERR_AUTH_MSG_KEY = -415,         /* msg_key does not match the decrypted message */
   MTC_ERR_AUTH_BIND_INVALID = -416,    /* bind_auth_key_inner message malformed or inconsistent */
   MTC_ERR_AUTH_RSA_DECRYPT = -417,     /* encrypted_data fits no RSA scheme (server side) */
+
+  /* -500..-549: MTProto session (src/session.*) */
+  MTC_ERR_SESSION_LENGTH = -500,       /* encrypted packet length not 24 + 16k or too short */
+  MTC_ERR_SESSION_KEY_ID = -501,       /* packet auth_key_id is not the session's key */
+  MTC_ERR_SESSION_MSG_KEY = -502,      /* msg_key does not match the decrypted packet */
+  MTC_ERR_SESSION_PADDING = -503,      /* message length not % 4 or padding outside 12..1024 */
+  MTC_ERR_SESSION_MSG_ID = -504,       /* server msg_id with the wrong parity */
+  MTC_ERR_SESSION_MSG_TIME = -505,     /* server msg_id time outside [now-300 s, now+30 s] */
+  MTC_ERR_SESSION_DUPLICATE = -506,    /* msg_id already received or below the window */
+  MTC_ERR_SESSION_ID = -507,           /* packet for another session_id */
+  MTC_ERR_SESSION_DUP_TOKEN = -508,    /* a pending request already uses this token */
+  MTC_ERR_SESSION_NO_REQUEST = -509,   /* no pending request has this token */
+  MTC_ERR_SESSION_RESEND_LIMIT = -510, /* the server rejected a request too many times */
+  MTC_ERR_SESSION_DEAD = -511,         /* no inbound data before the liveness deadline */
+  MTC_ERR_SESSION_BAD_MSG = -512,      /* the server reported a client bug (bad_msg 18/19/34/35/64) */
+
+  /* -800..-819: persistent state (src/store.*) */
+  MTC_ERR_STORE_CORRUPT = -800,        /* state file malformed, truncated, or a field fails validation */
+  MTC_ERR_STORE_VERSION = -801,        /* state file has a version this library does not read */
+  MTC_ERR_STORE_NOT_FOUND = -802,      /* no state file yet: a fresh start */
+  MTC_ERR_STORE_IO = -803,             /* state file write/fsync/rename/read failed (message says which) */
+  MTC_ERR_STORE_TOO_LARGE = -804,      /* state file over 1 MiB */
+  MTC_ERR_STORE_PERMISSIONS = -805,    /* state file accessible by group/others (chmod 600) */
+
+  /* -620..-639: IO shell (src/io/: sockets, poller, runner thread) */
+  MTC_ERR_IO_ADDRESS = -620,           /* not an IPv4/IPv6 literal, or port 0 */
+  MTC_ERR_IO_SOCKET = -621,            /* a socket could not be created or set up (fd limit) */
+  MTC_ERR_IO_REFUSED = -622,           /* connection refused (RST to our SYN) */
+  MTC_ERR_IO_UNREACHABLE = -623,       /* network or host unreachable, or no such address family */
+  MTC_ERR_IO_TIMED_OUT = -624,         /* the kernel gave up on the TCP connection (ETIMEDOUT) */
+  MTC_ERR_IO_CONNECT = -625,           /* connect failed for another reason */
+  MTC_ERR_IO_EOF = -626,               /* the peer closed the connection (orderly) */
+  MTC_ERR_IO_RESET = -627,             /* connection reset or broken pipe */
+  MTC_ERR_IO_FAILED = -628,            /* another send/recv/socket call failure */
+  MTC_ERR_IO_NOT_CONNECTED = -629,     /* the socket is not connected */
+  MTC_ERR_IO_POLL = -630,              /* poll() failed */
+  MTC_ERR_IO_TABLE_FULL = -631,        /* the poller's fd or deadline table is full */
+  MTC_ERR_IO_FD_EXISTS = -632,         /* the fd is already in the poller */
+  MTC_ERR_IO_FD_UNKNOWN = -633,        /* the fd is not in the poller */
+  MTC_ERR_IO_BUSY = -634,              /* not allowed from inside a dispatch / the runner thread */
+  MTC_ERR_IO_WAKEUP = -635,            /* the wakeup fd could not be created */
+  MTC_ERR_IO_THREAD = -636,            /* a thread or mutex could not be created */
+  MTC_ERR_IO_QUEUE_FULL = -637,        /* the runner's submit queue is full */
+  MTC_ERR_IO_STOPPED = -638,           /* the runner is not running (stopped or failed) */
+
+  /* -700..-729: endpoint discovery (src/discovery/: simple config, DoH JSON) */
+  MTC_ERR_SCONF_PARTS = -700,          /* simple config: 0 or > 8 TXT parts, or a part > 1024 bytes */
+  MTC_ERR_SCONF_LENGTH = -701,         /* simple config: not 344 base64 characters after filtering */
+  MTC_ERR_SCONF_BASE64 = -702,         /* simple config: bad base64 or not 256 bytes */
+  MTC_ERR_SCONF_RSA = -703,            /* simple config: ciphertext not below the key's modulus */
+  MTC_ERR_SCONF_HASH = -704,           /* simple config: SHA-256 check failed (tampered or wrong key) */
+  MTC_ERR_SCONF_INNER_LENGTH = -705,   /* simple config: inner length not 8..208 or not % 4 */
+  MTC_ERR_SCONF_CONSTRUCTOR = -706,    /* simple config: unexpected TL constructor */
+  MTC_ERR_SCONF_TRAILING = -707,       /* simple config: bytes left inside len after the object */
+  MTC_ERR_SCONF_VECTOR = -708,         /* simple config: a vector count or string exceeds the data */
+  MTC_ERR_SCONF_MALFORMED = -709,      /* simple config: TL ends early or a string is malformed */
+  MTC_ERR_SCONF_EXPIRED = -710,        /* simple config: now > expires + 1200 */
+  MTC_ERR_SCONF_FUTURE = -711,         /* simple config: now < date - 1200 */
+  MTC_ERR_SCONF_NO_RULES = -712,       /* simple config: no rule applies, or no address in them */
+  MTC_ERR_SCONF_BAD_DC = -713,         /* simple config: dc_id outside 1..1000 */
+  MTC_ERR_SCONF_BAD_IP = -714,         /* simple config: IPv4 0.x.x.x or >= 224.0.0.0 */
+  MTC_ERR_SCONF_BAD_PORT = -715,       /* simple config: port outside 1..65535 */
+  MTC_ERR_SCONF_BAD_SECRET = -716,     /* simple config: secret not 16 / 0xdd+16 / 0xee+16+domain */
+  MTC_ERR_DOH_JSON = -720,             /* DoH answer is not well-formed JSON */
+  MTC_ERR_DOH_FORMAT = -721,           /* DoH JSON lacks Status, or Answer/type/data/quotes malformed */
+  MTC_ERR_DOH_STATUS = -722,           /* DoH Status is not 0 (3 = NXDOMAIN) */
+  MTC_ERR_DOH_NO_TXT = -723,           /* DoH answer holds no TXT (type 16) record */
+  MTC_ERR_DOH_TOO_MANY = -724,         /* DoH answer: over 8 TXT records or over 64 entries */
+  MTC_ERR_DOH_TOO_LARGE = -725,        /* DoH body over 64 KiB or a TXT string over 1024 bytes */
 } mtc_error;
 
 /*
