@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "base64.h"
 #include "crypto/crypto.h"
 
 /* Largest binary a text secret may decode to before we call it too long:
@@ -129,15 +130,6 @@ int mtci_is_ldh_name(const char *s, size_t n, size_t max_len) {
 
 /* ---- secrets ------------------------------------------------------------ */
 
-static int b64_val(unsigned char c, int url) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == (url ? '-' : '+')) return 62;
-  if (c == (url ? '_' : '/')) return 63;
-  return -1;
-}
-
 /* Decode hex, else base64url / base64 into out; returns length, -1 on a bad
  * encoding, -2 if the result would exceed cap. */
 static long decode_secret_text(const char *t, size_t n, uint8_t *out, size_t cap) {
@@ -150,35 +142,11 @@ static long decode_secret_text(const char *t, size_t n, uint8_t *out, size_t cap
       out[i / 2] = (uint8_t)(hex_val((unsigned char)t[i]) << 4 | hex_val((unsigned char)t[i + 1]));
     return (long)(n / 2);
   }
-  int has_url = 0, has_std = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (t[i] == '-' || t[i] == '_') has_url = 1;
-    if (t[i] == '+' || t[i] == '/') has_std = 1;
-  }
-  if (has_url && has_std) return -1; /* mixed alphabets */
-  size_t pad = 0;
-  while (pad < n && t[n - 1 - pad] == '=') pad++;
-  if (pad > 2 || (pad > 0 && n % 4 != 0)) return -1;
-  size_t m = n - pad;
-  if (m % 4 == 1) return -1;
-  size_t outlen = m / 4 * 3 + (m % 4 ? m % 4 - 1 : 0);
-  if (outlen > cap) return -2;
-  uint32_t acc = 0;
+  /* Either alphabet, not mixed; '=' optional; canonical only (base64.h). */
   size_t o = 0;
-  int bits = 0, last = 0;
-  for (size_t i = 0; i < m; i++) {
-    int v = b64_val((unsigned char)t[i], has_url);
-    if (v < 0) return -1;
-    last = v;
-    acc = (acc << 6 | (uint32_t)v) & 0xffffffu;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
-    }
-  }
-  /* Canonical form only: unused low bits of the last character are zero. */
-  if ((m % 4 == 2 && (last & 0x0f)) || (m % 4 == 3 && (last & 0x03))) return -1;
+  int rc = mtci_base64_decode(t, n, MTCI_B64_STD | MTCI_B64_URL, out, cap, &o);
+  if (rc == MTC_ERR_BUFFER_TOO_SMALL) return -2;
+  if (rc < 0) return -1;
   return (long)o;
 }
 
