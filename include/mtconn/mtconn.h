@@ -167,6 +167,20 @@ typedef enum mtc_error {
   MTC_ERR_STORE_TOO_LARGE = -804,      /* state file over 1 MiB */
   MTC_ERR_STORE_PERMISSIONS = -805,    /* state file accessible by group/others (chmod 600) */
 
+  /* -600..-619: the context (src/context*.c, src/conn.c, src/dc.c, src/policy.c) */
+  MTC_ERR_CANCELLED = -600,            /* the request was cancelled (mtc_cancel, context freed) */
+  MTC_ERR_TIMEOUT = -601,              /* the request's timeout_ms passed, or a connect/handshake timed out */
+  MTC_ERR_CLOSED = -602,               /* the context is being freed: no new requests */
+  MTC_ERR_NO_ADDRESS = -603,           /* no usable address for the DC */
+  MTC_ERR_CONNECT = -604,              /* gave up connecting after max_connect_attempts failures */
+  MTC_ERR_DC_UNKNOWN = -605,           /* DC id outside 1..999 */
+  MTC_ERR_STATE_MISMATCH = -606,       /* state file is for the other cluster (test_dcs) */
+  MTC_ERR_MIGRATE_LOOP = -607,         /* too many *_MIGRATE_X redirects for one request */
+  MTC_ERR_REQUEST_UNKNOWN = -608,      /* no pending request has this id */
+  MTC_ERR_VERSION = -609,              /* settings or counters struct version not supported */
+  MTC_ERR_PROXY_HOST = -610,           /* proxy link names a host: resolve it to an IP literal first */
+  MTC_ERR_KEY_DROPPED = -611,          /* the server forgot the auth key (-404): a new one is made */
+
   /* -620..-639: IO shell (src/io/: sockets, poller, runner thread) */
   MTC_ERR_IO_ADDRESS = -620,           /* not an IPv4/IPv6 literal, or port 0 */
   MTC_ERR_IO_SOCKET = -621,            /* a socket could not be created or set up (fd limit) */
@@ -232,6 +246,390 @@ MTC_API const char *mtc_version(void);
  * so tests can feed fixed bytes. It must not be called with len == 0.
  */
 typedef int (*mtc_random_fn)(void *user_data, uint8_t *out, size_t len);
+
+/* ==== The MTContext: connections, sessions, requests (src/context*.c) ====
+ *
+ * One mtc_context owns everything a Telegram client needs below the API
+ * layer: every DC's address set and health, the auth keys, one MTProto
+ * session per DC (plus capped media connections), reconnects with back-off,
+ * keepalive and liveness, *_MIGRATE_X and FLOOD_WAIT_X handling, the
+ * authorization transfer between DCs, counters and persistence.
+ *
+ * Threads: a context is not thread-safe. Every mtc_context_* / mtc_invoke /
+ * mtc_cancel call must come from one thread at a time (the host loop's, or
+ * the runner thread through mtc_runner_submit). Callbacks run on that
+ * thread, inside the call that caused them.
+ *
+ * Callbacks may call mtc_invoke, mtc_cancel, the read-only getters and the
+ * counters functions; they must not call mtc_context_on_io, _on_timeout,
+ * _run (MTC_ERR_IO_BUSY) or mtc_context_free (which is then deferred until
+ * the outermost mtc_context_* call returns). */
+
+/* ---- transports and addresses --------------------------------------------------- */
+
+typedef enum mtc_transport {
+  MTC_TRANSPORT_ABRIDGED = 1,
+  MTC_TRANSPORT_INTERMEDIATE = 2,
+  MTC_TRANSPORT_PADDED = 3, /* padded intermediate */
+  MTC_TRANSPORT_FULL = 4    /* never obfuscated */
+} mtc_transport;
+
+enum { /* mtc_dc_address.flags: the dcOption flags (PROTOCOL.md §2.2) */
+  MTC_ADDR_IPV6 = 1u << 0,
+  MTC_ADDR_MEDIA_ONLY = 1u << 1,
+  MTC_ADDR_TCPO_ONLY = 1u << 2,
+  MTC_ADDR_CDN = 1u << 3,
+  MTC_ADDR_STATIC = 1u << 4,
+  MTC_ADDR_THIS_PORT_ONLY = 1u << 5
+};
+
+/* One seed endpoint. Test DCs use their plain ids (settings.test_dcs says
+ * which cluster), never +10000. */
+typedef struct mtc_dc_address {
+  int dc_id;             /* 1..999 */
+  const char *ip;        /* IPv4 or IPv6 literal (no brackets, no zone) */
+  uint16_t port;         /* 1..65535 */
+  unsigned flags;        /* MTC_ADDR_*; MTC_ADDR_IPV6 must match the literal */
+  const uint8_t *secret; /* optional MTProxy-style secret: 16 / 0xdd+16 / 0xee+16+domain */
+  size_t secret_len;
+} mtc_dc_address;
+
+/* ---- callbacks ----------------------------------------------------------------------- */
+
+enum { MTC_IO_READ = 1, MTC_IO_WRITE = 2 };
+
+typedef enum mtc_log_level {
+  MTC_LOG_ERROR = 0,
+  MTC_LOG_WARN = 1,
+  MTC_LOG_INFO = 2,
+  MTC_LOG_DEBUG = 3
+} mtc_log_level;
+
+typedef enum mtc_event_type {
+  MTC_EVENT_CONN_STATE = 1,    /* dc_id, media, index, state, reason */
+  MTC_EVENT_AUTH_KEY_CREATED,  /* dc_id, temp, key_id */
+  MTC_EVENT_AUTH_KEY_DROPPED,  /* dc_id, key_id, reason (MTC_ERR_TRANSPORT_AUTH_KEY) */
+  MTC_EVENT_MAIN_DC_CHANGED,   /* dc_id = new main DC, old_dc_id */
+  MTC_EVENT_CONFIG_UPDATED,    /* address sets changed (help.getConfig) */
+  MTC_EVENT_SESSION_RECREATED, /* dc_id, media, index: updates may have been missed */
+  MTC_EVENT_STATE_CHANGED,     /* persistent state changed; reason = 0 if it was saved,
+                                  else the save error (or MTC_ERR_UNSUPPORTED: no storage) */
+  MTC_EVENT_UPDATES            /* dc_id; data/len: an object the server pushed (updates...) */
+} mtc_event_type;
+
+typedef enum mtc_conn_state {
+  MTC_CONN_CONNECTING = 1, /* TCP connects (raced across addresses) */
+  MTC_CONN_HANDSHAKING,    /* creating the DC's auth key on this connection */
+  MTC_CONN_READY,          /* the session runs */
+  MTC_CONN_RECONNECTING,   /* lost; reason = why; a new attempt follows after back-off */
+  MTC_CONN_FAILED,         /* gave up (max_connect_attempts); requests got MTC_ERR_CONNECT */
+  MTC_CONN_CLOSED          /* closed on purpose (idle, or no longer needed) */
+} mtc_conn_state;
+
+typedef struct mtc_event {
+  mtc_event_type type;
+  int dc_id;
+  int old_dc_id;        /* MAIN_DC_CHANGED: the previous main DC (0: none) */
+  int media;            /* 1 for a media/download connection */
+  int index;            /* connection index within the DC: 0 main, 1.. media */
+  int temp;             /* AUTH_KEY_*: 1 for a temporary key */
+  uint64_t key_id;      /* AUTH_KEY_*: the key's id (public; never the key) */
+  mtc_conn_state state; /* CONN_STATE */
+  int reason;           /* an MTC_ERR_* explaining the state, or 0 */
+  const uint8_t *data;  /* borrowed until the callback returns */
+  size_t len;
+} mtc_event;
+
+typedef struct mtc_callbacks {
+  /* Host loop integration (the libcurl-multi shape). watch_fd: watch fd for
+   * MTC_IO_* events (0 = stop); called only when the interest changes. NULL:
+   * the context keeps its own fd set; drive it with mtc_context_run() or a
+   * runner. */
+  void (*watch_fd)(void *user_data, int fd, unsigned events);
+  /* Call mtc_context_on_timeout() once after delay_ms (0 = as soon as
+   * possible; -1 = cancel the timer). Replaces the previous timer. May be
+   * NULL in OWN mode. */
+  void (*set_timer)(void *user_data, int64_t delay_ms);
+  /* Events (may be NULL). ev and its data live until the callback returns. */
+  void (*on_event)(void *user_data, const mtc_event *ev);
+  /* Log lines up to settings.log_level (may be NULL). line is NUL-terminated,
+   * has no newline and never holds key material. */
+  void (*on_log)(void *user_data, mtc_log_level level, const char *line);
+  /* Randomness (user_data is passed). NULL: a CTR-DRBG over OS entropy. */
+  mtc_random_fn random;
+  /* Wall clock, unix milliseconds. NULL: CLOCK_REALTIME. */
+  int64_t (*now_ms)(void *user_data);
+  /* Persistence through the host instead of settings.state_path (both
+   * NULL: use state_path, or keep the state in memory only).
+   * load_state: copy the saved JSON text into buf[0..cap) (cap is 1 MiB),
+   * set *len, return 0; return MTC_ERR_STORE_NOT_FOUND for a fresh start or
+   * another negative code to make mtc_context_new fail with it.
+   * save_state: store json[0..len) (borrowed; it holds auth keys: keep it
+   * private) and return 0 or a negative code (logged, retried later). */
+  int (*load_state)(void *user_data, char *buf, size_t cap, size_t *len);
+  int (*save_state)(void *user_data, const char *json, size_t len);
+} mtc_callbacks;
+
+/* ---- settings (versioned) ------------------------------------------------------------ */
+
+#define MTC_SETTINGS_VERSION 1
+
+typedef struct mtc_settings {
+  uint32_t version;             /* MTC_SETTINGS_VERSION */
+  /* initConnection (PROTOCOL.md §2.1). Strings are copied; NULL = "". */
+  int32_t api_id;
+  const char *api_hash;         /* kept for the app's convenience (mtc_context_api_hash) */
+  const char *device_model, *system_version, *app_version, *system_lang_code, *lang_pack,
+      *lang_code;
+  int test_dcs;                 /* 1: test DCs (ids +10000 on the wire, test RSA key and seeds) */
+  const mtc_dc_address *seeds;  /* NULL: the built-in seeds (PROTOCOL.md §2.3); copied */
+  size_t n_seeds;
+  const char *const *rsa_keys_pem; /* extra handshake keys (PKCS#1 or SPKI PEM); copied */
+  size_t n_rsa_keys;
+  int no_builtin_rsa_keys;      /* 1: only rsa_keys_pem */
+  mtc_transport transport;      /* default INTERMEDIATE (tdlib's choice); dd/ee secrets force PADDED */
+  int obfuscate;                /* default 1 (official clients always obfuscate); not with FULL */
+  const char *proxy;            /* tg://proxy, t.me/proxy or tg://socks link (server must be
+                                   an IP literal), or NULL for direct connections */
+  int prefer_ipv6;              /* 1: IPv6 addresses first (else IPv4 first, IPv6 as fallback) */
+  int main_dc;                  /* first main DC when the state has none (default 2) */
+  int media_connections_per_dc; /* cap on media connections per DC (default 2, at most 8) */
+  int connect_timeout_ms;       /* TCP connect, proxy and key creation steps (default 10000) */
+  int connect_stagger_ms;       /* start the next address after this (default 250); up to 3 race */
+  int reconnect_initial_ms;     /* first back-off delay (default 1000), doubling per failure */
+  int reconnect_max_ms;         /* back-off cap (default 30000) */
+  int max_connect_attempts;     /* consecutive failed attempts before FAILED (default 8) */
+  int max_connects_per_minute;  /* TCP connects per DC per 60 s (default 20) */
+  int ping_interval_ms;         /* keepalive ping_delay_disconnect period (default 60000) */
+  int ping_disconnect_delay_s;  /* disconnect_delay sent to the server (default 75) */
+  int idle_close_ms;            /* media and non-main-DC connections idle this long close (60000) */
+  int flood_wait_auto_s;        /* FLOOD_WAIT_X with X <= this is waited out and resent
+                                   (default 5; 0: always give the error to the app) */
+  int no_auto_config;           /* 1: never call help.getConfig on its own */
+  int pfs;                      /* temporary keys bound to perm keys: not supported yet, must be 0 */
+  int temp_key_expires_s;       /* reserved (PFS) */
+  const char *state_path;       /* JSON state file (atomic, 0600); NULL: see load/save_state */
+  mtc_log_level log_level;      /* most verbose level passed to on_log (default MTC_LOG_INFO) */
+} mtc_settings;
+
+/* Fill *s with the defaults above (version set, seeds NULL = built-in).
+ * Always call this first, then change fields. For the timing and limit
+ * fields 0 also means "default". No allocation; s must not be NULL. */
+MTC_API void mtc_settings_default(mtc_settings *s);
+
+/* ---- context ----------------------------------------------------------------------------- */
+
+typedef struct mtc_context mtc_context;
+
+/*
+ * Create a context. settings and callbacks are copied (strings, seeds, keys
+ * included); user_data is passed to every callback. The persisted state is
+ * loaded here: none (MTC_ERR_STORE_NOT_FOUND) is a fresh start; any other
+ * load error makes this fail with that code (MTC_ERR_STORE_CORRUPT,
+ * _VERSION, _PERMISSIONS, _IO, _TOO_LARGE, MTC_ERR_STATE_MISMATCH), logged
+ * through on_log with the reason, and the file is never written. No
+ * connection is opened until the first request. In HOST mode (watch_fd set)
+ * no fd exists yet, so watch_fd is not called during creation.
+ * Returns 0 and *out, or MTC_ERR_INVALID_ARG (bad settings: NULL, a string
+ * over 255 bytes, a bad seed or PEM, FULL with obfuscation, a bad proxy
+ * link...), MTC_ERR_VERSION, MTC_ERR_UNSUPPORTED (pfs), MTC_ERR_PROXY_HOST,
+ * MTC_ERR_NOMEM, MTC_ERR_IO_WAKEUP, a store error. Not from a callback of
+ * another context's loop thread unless that thread owns this one too.
+ */
+MTC_API int mtc_context_new(mtc_context **out, const mtc_settings *settings,
+                            const mtc_callbacks *callbacks, void *user_data);
+
+/*
+ * Free the context: every pending request's callback gets
+ * MTC_RESULT_CANCELLED exactly once (mtc_invoke from those callbacks fails
+ * with MTC_ERR_CLOSED), connections close (watch_fd(fd, 0) is told; no
+ * conn-state events), a changed state is saved, keys are zeroized. NULL-safe.
+ * Called from inside a callback it is deferred until the outermost
+ * mtc_context_* call returns. Not while a runner owns ctx.
+ */
+MTC_API void mtc_context_free(mtc_context *ctx);
+
+/* ---- loop integration ---- */
+
+/* HOST mode: fd (one the context asked to watch) is ready for events
+ * (MTC_IO_* bits; errors and hang-ups as READ|WRITE). Stale fds are ignored.
+ * Returns 0, MTC_ERR_INVALID_ARG, MTC_ERR_IO_BUSY (from a callback). */
+MTC_API int mtc_context_on_io(mtc_context *ctx, int fd, unsigned events);
+/* HOST mode: the timer set by set_timer fired. Returns 0 or MTC_ERR_IO_BUSY. */
+MTC_API int mtc_context_on_timeout(mtc_context *ctx);
+/* Milliseconds until the context wants mtc_context_on_timeout (0 = now),
+ * -1 = no deadline. Both modes. */
+MTC_API int64_t mtc_context_next_timeout_ms(mtc_context *ctx);
+/* OWN mode (watch_fd == NULL): one poll() round over the context's fds
+ * waiting at most max_ms (0 = do not wait; < 0 = until something happens),
+ * then the due work. Returns 0, MTC_ERR_INVALID_ARG (HOST mode),
+ * MTC_ERR_IO_BUSY (from a callback or while a runner owns ctx),
+ * MTC_ERR_IO_POLL. */
+MTC_API int mtc_context_run(mtc_context *ctx, int max_ms);
+
+/* ---- requests ---- */
+
+typedef enum mtc_result_kind {
+  MTC_RESULT_OK = 0,        /* data/len = the result object (TL, gzip already inflated) */
+  MTC_RESULT_RPC_ERROR = 1, /* rpc_code / rpc_message (a Telegram rpc_error: data, not a failure) */
+  MTC_RESULT_ERROR = 2,     /* error = a library error (MTC_ERR_TIMEOUT, _CONNECT, ...) */
+  MTC_RESULT_CANCELLED = 3  /* error = MTC_ERR_CANCELLED */
+} mtc_result_kind;
+
+typedef struct mtc_result {
+  mtc_result_kind kind;
+  uint64_t request_id;
+  int dc_id;                /* DC that answered (after migrations), 0 if none */
+  const uint8_t *data;      /* borrowed until the callback returns */
+  size_t len;
+  int32_t rpc_code;         /* RPC_ERROR: e.g. 400, 420 */
+  const char *rpc_message;  /* RPC_ERROR: NUL-terminated, borrowed; else NULL */
+  int error;                /* ERROR / CANCELLED: the code */
+} mtc_result;
+
+/* Called exactly once per accepted request. May call mtc_invoke / mtc_cancel. */
+typedef void (*mtc_result_fn)(void *user_data, const mtc_result *result);
+
+typedef enum mtc_target {
+  MTC_TARGET_MAIN = 0,  /* the main (home) DC's session; follows PHONE/USER/NETWORK_MIGRATE */
+  MTC_TARGET_DC = 1,    /* dc_id's main session */
+  MTC_TARGET_MEDIA = 2  /* a media/download connection of dc_id (0 = the main DC) */
+} mtc_target;
+
+enum { /* mtc_invoke_options.flags */
+  MTC_INVOKE_NO_MIGRATE = 1u << 0,      /* give *_MIGRATE_X errors to the app */
+  MTC_INVOKE_NO_FLOOD_WAIT = 1u << 1,   /* give every FLOOD_WAIT_X to the app */
+  MTC_INVOKE_NO_AUTH_TRANSFER = 1u << 2 /* no automatic export/import for this request */
+};
+
+typedef struct mtc_invoke_options {
+  mtc_target target;
+  int dc_id;       /* MTC_TARGET_DC / _MEDIA */
+  int timeout_ms;  /* > 0: MTC_ERR_TIMEOUT after this; 0: until answered or cancelled */
+  unsigned flags;  /* MTC_INVOKE_* */
+} mtc_invoke_options;
+
+/*
+ * Queue a request: body[0..len) is one TL method call (constructor id
+ * first; length a multiple of 4, at most 4 MiB), copied. The context adds
+ * invokeWithLayer(initConnection) where a session needs it, routes it
+ * (opts NULL = main DC), opens connections as needed and follows migrations,
+ * FLOOD_WAIT_X up to settings.flood_wait_auto_s and the authorization
+ * transfer. fn(user_data, result) is called exactly once, never from inside
+ * this call; when this call fails, fn is never called.
+ * *request_id (may be NULL) gets the id, never 0. Returns 0,
+ * MTC_ERR_INVALID_ARG, MTC_ERR_DC_UNKNOWN, MTC_ERR_CLOSED, MTC_ERR_NOMEM.
+ * Callable from callbacks.
+ */
+MTC_API int mtc_invoke(mtc_context *ctx, const mtc_invoke_options *opts, const uint8_t *body,
+                       size_t len, mtc_result_fn fn, void *user_data, uint64_t *request_id);
+
+struct mtc_tl_object; /* mtconn/tl_api.h */
+/* mtc_invoke with a generated request object (e.g. an mtc_tl_fn_help_getConfig
+ * with base.id set), serialized with mtc_tl_serialize. Same rules and codes. */
+MTC_API int mtc_invoke_object(mtc_context *ctx, const mtc_invoke_options *opts,
+                              const struct mtc_tl_object *request, mtc_result_fn fn,
+                              void *user_data, uint64_t *request_id);
+
+/* Cancel a pending request: its fn gets MTC_RESULT_CANCELLED before this
+ * returns; a late answer is dropped. Returns 0 or MTC_ERR_REQUEST_UNKNOWN
+ * (already completed, or never issued). Callable from callbacks. */
+MTC_API int mtc_cancel(mtc_context *ctx, uint64_t request_id);
+
+/* ---- state ---- */
+
+/* The current main DC (0 while unknown). */
+MTC_API int mtc_context_main_dc(const mtc_context *ctx);
+/* Make dc_id the main DC (MAIN_DC_CHANGED, saved). 0, MTC_ERR_DC_UNKNOWN. */
+MTC_API int mtc_context_set_main_dc(mtc_context *ctx, int dc_id);
+/* 1 if the user is authorized on dc_id's key (signIn / importAuthorization
+ * seen, or restored from the state), else 0. */
+MTC_API int mtc_context_is_authorized(const mtc_context *ctx, int dc_id);
+/* Set or clear that flag (after a login flow the context cannot see, or a
+ * logout); saved. 0, MTC_ERR_DC_UNKNOWN. */
+MTC_API int mtc_context_set_authorized(mtc_context *ctx, int dc_id, int authorized);
+/* settings.api_id / api_hash as given (borrowed, "" if none). */
+MTC_API int32_t mtc_context_api_id(const mtc_context *ctx);
+MTC_API const char *mtc_context_api_hash(const mtc_context *ctx);
+/* Save the state now (state_path or save_state). 0, MTC_ERR_UNSUPPORTED
+ * (no storage configured), or the store's error. */
+MTC_API int mtc_context_save(mtc_context *ctx);
+
+/* ---- counters ---- */
+
+#define MTC_COUNTERS_VERSION 1
+#define MTC_COUNTERS_MAX_DCS 16
+#define MTC_COUNTERS_MAX_REASONS 8
+
+typedef enum mtc_connect_reason {
+  MTC_REASON_MAIN = 0,  /* first connection of a DC's main session */
+  MTC_REASON_MEDIA,     /* a media connection */
+  MTC_REASON_RECONNECT, /* replacing a lost or failed connection */
+  MTC_REASON_MIGRATE,   /* opened for a request redirected by *_MIGRATE_X */
+  MTC_REASON_DISCOVERY, /* opened for endpoint discovery (help.getConfig) */
+  MTC_REASON_COUNT
+} mtc_connect_reason;
+
+typedef struct mtc_reason_count {
+  int reason;     /* an MTC_ERR_* code */
+  uint64_t count;
+} mtc_reason_count;
+
+typedef struct mtc_dc_counters {
+  int dc_id;
+  uint64_t connects_started, connects_succeeded, connects_failed;
+  uint64_t connects_cancelled; /* lost a connect race, closed unused */
+  uint64_t connects_by_reason[MTC_REASON_COUNT];
+  uint64_t handshakes_perm, handshakes_temp, handshakes_failed;
+  uint64_t rpcs_sent, rpcs_answered, rpc_errors; /* requests handed to / answered by a session */
+  uint64_t migrations, flood_waits, auth_exports, auth_imports;
+  uint64_t reconnects;
+  size_t n_reconnect_reasons;  /* the most frequent distinct reasons */
+  mtc_reason_count reconnect_reasons[MTC_COUNTERS_MAX_REASONS];
+  uint64_t bytes_in, bytes_out; /* socket bytes */
+} mtc_dc_counters;
+
+typedef struct mtc_counters {
+  uint32_t version;     /* set by the caller to MTC_COUNTERS_VERSION */
+  size_t n_dcs;
+  mtc_dc_counters dcs[MTC_COUNTERS_MAX_DCS];
+  /* totals over all DCs */
+  uint64_t connects_started, connects_succeeded, connects_failed, handshakes_perm,
+      handshakes_temp, reconnects, rpcs_sent, bytes_in, bytes_out;
+  uint64_t dns_queries, http_requests; /* endpoint discovery (none yet: always 0) */
+  uint64_t state_saves, state_save_errors;
+  uint64_t requests_pending;
+} mtc_counters;
+
+/* Fill *out (out->version must be MTC_COUNTERS_VERSION: else MTC_ERR_VERSION).
+ * Callable from callbacks. */
+MTC_API int mtc_context_counters(const mtc_context *ctx, mtc_counters *out);
+/* The same as JSON text, malloc'ed (free with free()):
+ *   {"dcs":[{"dc_id":2,"connects_started":1,...,"connects_by_reason":{"main":1,...},
+ *            "reconnect_reasons":{"session dead (-511)":1}},...],
+ *    "totals":{...},"dns_queries":0,"http_requests":0,...}
+ * Returns 0, MTC_ERR_NOMEM. */
+MTC_API int mtc_context_counters_json(const mtc_context *ctx, char **json);
+
+/* ---- runner thread (optional) ---- */
+
+typedef struct mtc_runner mtc_runner;
+
+/* Start a thread that owns ctx (OWN mode only: watch_fd == NULL) and drives
+ * it with mtc_context_run. From now until mtc_runner_stop returns, touch ctx
+ * only through mtc_runner_submit; callbacks run on the runner thread.
+ * Returns 0, MTC_ERR_INVALID_ARG (NULL, HOST mode), MTC_ERR_NOMEM,
+ * MTC_ERR_IO_THREAD. */
+MTC_API int mtc_runner_start(mtc_runner **out, mtc_context *ctx);
+/* Any thread: run fn(ctx, ud) on the runner thread soon (FIFO per thread);
+ * every accepted submission runs exactly once, also when stop comes first.
+ * Returns 0, MTC_ERR_IO_QUEUE_FULL, MTC_ERR_IO_STOPPED, MTC_ERR_INVALID_ARG,
+ * MTC_ERR_NOMEM. */
+MTC_API int mtc_runner_submit(mtc_runner *r, void (*fn)(mtc_context *ctx, void *ud), void *ud);
+/* Stop: run pending submissions, join, free r; ctx is the caller's again.
+ * Not from the runner thread (MTC_ERR_IO_BUSY, nothing freed). NULL-safe.
+ * Returns 0 or the error that had stopped the loop. */
+MTC_API int mtc_runner_stop(mtc_runner *r);
 
 #ifdef __cplusplus
 }
