@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "bytes.h"
 #include "crypto/crypto.h"
 #include "transport/proxy_link.h"
@@ -53,76 +54,6 @@ static void join_path(char *out, size_t cap, const char *prefix, const char *nam
 #define CORRUPT(...) failf(MTC_ERR_STORE_CORRUPT, msg, msg_len, __VA_ARGS__)
 
 /* ---- encodings ---------------------------------------------------------- */
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Standard base64 with padding; out has room for 4 * ceil(n / 3) + 1. */
-static size_t b64_encode(const uint8_t *in, size_t n, char *out) {
-  size_t o = 0, i = 0;
-  for (; i + 3 <= n; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    out[o++] = B64[v >> 18];
-    out[o++] = B64[(v >> 12) & 63];
-    out[o++] = B64[(v >> 6) & 63];
-    out[o++] = B64[v & 63];
-  }
-  if (n - i == 1) {
-    uint32_t v = (uint32_t)in[i] << 16;
-    out[o++] = B64[v >> 18];
-    out[o++] = B64[(v >> 12) & 63];
-    out[o++] = '=';
-    out[o++] = '=';
-  } else if (n - i == 2) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-    out[o++] = B64[v >> 18];
-    out[o++] = B64[(v >> 12) & 63];
-    out[o++] = B64[(v >> 6) & 63];
-    out[o++] = '=';
-  }
-  out[o] = '\0';
-  return o;
-}
-
-static int b64_val(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-/* Canonical padded base64 only: length % 4 == 0, '=' only as the last one
- * or two characters, unused bits zero. Returns 0 (and *out_len), -1 for bad
- * text, -2 when the result would exceed cap. */
-static int b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *out_len) {
-  if (n == 0 || n % 4 != 0) return -1;
-  size_t pad = 0;
-  if (s[n - 1] == '=') pad = (s[n - 2] == '=') ? 2 : 1;
-  size_t total = n / 4 * 3 - pad;
-  if (total > cap) return -2;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 4) {
-    int v[4];
-    int last = (i + 4 == n);
-    for (int k = 0; k < 4; k++) {
-      if (last && (size_t)k >= 4 - pad) {
-        v[k] = 0;
-        continue;
-      }
-      v[k] = b64_val((unsigned char)s[i + (size_t)k]);
-      if (v[k] < 0) return -1;
-    }
-    uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-    if (last && pad == 2 && (w & 0xffff) != 0) return -1; /* non-canonical */
-    if (last && pad == 1 && (w & 0xff) != 0) return -1;
-    out[o++] = (uint8_t)(w >> 16);
-    if (!(last && pad == 2)) out[o++] = (uint8_t)(w >> 8);
-    if (!(last && pad >= 1)) out[o++] = (uint8_t)w;
-  }
-  *out_len = o;
-  return 0;
-}
 
 static int hex_digit(unsigned char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -363,8 +294,9 @@ static void put_i64s(json_t *o, const char *k, int64_t v, int *bad) {
 }
 static void put_key(json_t *o, const char *k, const uint8_t key[MTCI_STATE_KEY_LEN], int *bad) {
   char b[KEY_B64_LEN + 1];
-  size_t n = b64_encode(key, MTCI_STATE_KEY_LEN, b);
-  put(o, k, json_stringn(b, n), bad);
+  size_t n = 0;
+  if (mtci_base64_encode(key, MTCI_STATE_KEY_LEN, MTCI_B64_STD, b, sizeof b, &n) != 0) *bad = 1;
+  else put(o, k, json_stringn(b, n), bad);
   mtci_zeroize(b, sizeof b);
 }
 static json_t *append_obj(json_t *arr, int *bad) {
@@ -557,6 +489,8 @@ static int rd_bool(reader *r, json_t *o, const char *prefix, const char *name, i
 static int rd_str(reader *r, json_t *o, const char *prefix, const char *name, int optional,
                   const char **s, size_t *n) {
   json_t *v;
+  *s = NULL;
+  *n = 0;
   int rc = rd_get(r, o, prefix, name, optional, &v);
   if (rc) return rc;
   if (!json_is_string(v)) return rd_fail(r, prefix, name, "must be a string");
@@ -594,9 +528,9 @@ static int rd_key(reader *r, json_t *o, const char *prefix, const char *name,
   if (rc) return rc;
   uint8_t buf[MTCI_STATE_KEY_LEN];
   size_t got = 0;
-  int d = b64_decode(s, n, buf, sizeof buf, &got);
-  if (d == -1) rc = rd_fail(r, prefix, name, "not canonical padded base64");
-  else if (d == -2 || got != MTCI_STATE_KEY_LEN)
+  int d = mtci_base64_decode(s, n, MTCI_B64_STD | MTCI_B64_PAD_REQUIRED, buf, sizeof buf, &got);
+  if (d == MTC_ERR_INVALID_ARG) rc = rd_fail(r, prefix, name, "not canonical padded base64");
+  else if (d != 0 || got != MTCI_STATE_KEY_LEN)
     rc = rd_fail(r, prefix, name, "must decode to 256 bytes");
   else memcpy(key, buf, MTCI_STATE_KEY_LEN);
   mtci_zeroize(buf, sizeof buf);
