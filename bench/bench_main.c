@@ -9,6 +9,8 @@
 #include <string.h>
 
 int mtcb_crypto(int argc, char **argv);
+int mtcb_transport(int argc, char **argv);
+int mtcb_session(int argc, char **argv);
 
 static const struct {
   const char *name;
@@ -16,6 +18,8 @@ static const struct {
   const char *help;
 } k_cmds[] = {
     {"crypto", mtcb_crypto, "AES-256-IGE/CTR, SHA-256, MTProto message path vs OpenSSL"},
+    {"transport", mtcb_transport, "connection stack send/receive (obfs2, fake-TLS) vs OpenSSL CTR"},
+    {"session", mtcb_session, "RPCs over one session vs its crypto, auth key CPU, idle heap"},
 };
 
 static void usage(FILE *f) {
