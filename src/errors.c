@@ -116,6 +116,18 @@ const char *mtc_strerror(int code) {
   case MTC_ERR_STORE_IO: return "state file read or write failed";
   case MTC_ERR_STORE_TOO_LARGE: return "state file too large";
   case MTC_ERR_STORE_PERMISSIONS: return "state file readable or writable by group or others";
+  case MTC_ERR_CANCELLED: return "request cancelled";
+  case MTC_ERR_TIMEOUT: return "timed out";
+  case MTC_ERR_CLOSED: return "context closed";
+  case MTC_ERR_NO_ADDRESS: return "no usable address for the DC";
+  case MTC_ERR_CONNECT: return "gave up connecting to the DC";
+  case MTC_ERR_DC_UNKNOWN: return "DC id out of range";
+  case MTC_ERR_STATE_MISMATCH: return "state file belongs to the other DC cluster";
+  case MTC_ERR_MIGRATE_LOOP: return "too many DC migrations for one request";
+  case MTC_ERR_REQUEST_UNKNOWN: return "no pending request with this id";
+  case MTC_ERR_VERSION: return "struct version not supported";
+  case MTC_ERR_PROXY_HOST: return "proxy host is not an IP address literal";
+  case MTC_ERR_KEY_DROPPED: return "the server forgot the auth key";
   case MTC_ERR_IO_ADDRESS: return "not an IPv4/IPv6 address literal, or port 0";
   case MTC_ERR_IO_SOCKET: return "socket could not be created or configured";
   case MTC_ERR_IO_REFUSED: return "connection refused";
@@ -158,6 +170,17 @@ const char *mtc_strerror(int code) {
   case MTC_ERR_DOH_NO_TXT: return "DoH answer holds no TXT record";
   case MTC_ERR_DOH_TOO_MANY: return "DoH answer holds too many records";
   case MTC_ERR_DOH_TOO_LARGE: return "DoH answer or TXT string too large";
+  case MTC_ERR_DOH_HTTP_STATUS: return "DoH server answered with an HTTP error status";
+  case MTC_ERR_DOH_HTTP: return "DoH request failed (connect, HTTP or redirect)";
+  case MTC_ERR_DOH_TLS: return "DoH TLS handshake or certificate verification failed";
+  case MTC_ERR_DNS_FAILED: return "DNS query failed";
+  case MTC_ERR_DNS_NOT_FOUND: return "DNS name not found";
+  case MTC_ERR_DNS_NO_DATA: return "DNS name has no record of that type";
+  case MTC_ERR_DNS_TOO_MANY: return "DNS answer holds too many or too long TXT records";
+  case MTC_ERR_DISCOVERY_TIMEOUT: return "discovery timed out";
+  case MTC_ERR_DISCOVERY_CANCELLED: return "discovery cancelled";
+  case MTC_ERR_DISCOVERY_BUSY: return "discovery already running";
+  case MTC_ERR_DISCOVERY_NO_SOURCE: return "no discovery source configured";
   }
   return "unknown error";
 }

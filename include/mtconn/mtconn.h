@@ -202,7 +202,7 @@ typedef enum mtc_error {
   MTC_ERR_IO_QUEUE_FULL = -637,        /* the runner's submit queue is full */
   MTC_ERR_IO_STOPPED = -638,           /* the runner is not running (stopped or failed) */
 
-  /* -700..-729: endpoint discovery (src/discovery/: simple config, DoH JSON) */
+  /* -700..-725: endpoint discovery (src/discovery/: simple config, DoH JSON) */
   MTC_ERR_SCONF_PARTS = -700,          /* simple config: 0 or > 8 TXT parts, or a part > 1024 bytes */
   MTC_ERR_SCONF_LENGTH = -701,         /* simple config: not 344 base64 characters after filtering */
   MTC_ERR_SCONF_BASE64 = -702,         /* simple config: bad base64 or not 256 bytes */
@@ -226,6 +226,18 @@ typedef enum mtc_error {
   MTC_ERR_DOH_NO_TXT = -723,           /* DoH answer holds no TXT (type 16) record */
   MTC_ERR_DOH_TOO_MANY = -724,         /* DoH answer: over 8 TXT records or over 64 entries */
   MTC_ERR_DOH_TOO_LARGE = -725,        /* DoH body over 64 KiB or a TXT string over 1024 bytes */
+  /* -726..-749: discovery transport (DoH over libcurl, DNS over c-ares, racing) */
+  MTC_ERR_DOH_HTTP_STATUS = -726,      /* DoH server answered with an HTTP status other than 200 */
+  MTC_ERR_DOH_HTTP = -727,             /* DoH request failed: connect, HTTP protocol or redirect */
+  MTC_ERR_DOH_TLS = -728,              /* DoH TLS handshake or certificate verification failed */
+  MTC_ERR_DNS_FAILED = -730,           /* DNS query failed: server failure, refused or bad answer */
+  MTC_ERR_DNS_NOT_FOUND = -731,        /* DNS name does not exist (NXDOMAIN) */
+  MTC_ERR_DNS_NO_DATA = -732,          /* DNS name has no record of the asked type */
+  MTC_ERR_DNS_TOO_MANY = -733,         /* DNS answer: over 8 TXT records or a record over 1024 bytes */
+  MTC_ERR_DISCOVERY_TIMEOUT = -740,    /* a discovery request or the whole race timed out */
+  MTC_ERR_DISCOVERY_CANCELLED = -741,  /* discovery was cancelled */
+  MTC_ERR_DISCOVERY_BUSY = -742,       /* discovery is already running */
+  MTC_ERR_DISCOVERY_NO_SOURCE = -743,  /* no DoH endpoint and plain DNS off: nothing to ask */
 } mtc_error;
 
 /*
