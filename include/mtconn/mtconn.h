@@ -272,10 +272,40 @@ typedef int (*mtc_random_fn)(void *user_data, uint8_t *out, size_t len);
  * the runner thread through mtc_runner_submit). Callbacks run on that
  * thread, inside the call that caused them.
  *
- * Callbacks may call mtc_invoke, mtc_cancel, the read-only getters and the
- * counters functions; they must not call mtc_context_on_io, _on_timeout,
- * _run (MTC_ERR_IO_BUSY) or mtc_context_free (which is then deferred until
- * the outermost mtc_context_* call returns). */
+ * Callbacks (results and events) may call mtc_invoke, mtc_cancel, the
+ * getters, setters and counters functions. mtc_context_on_io, _on_timeout
+ * and _run return MTC_ERR_IO_BUSY there; mtc_context_free is deferred until
+ * the outermost mtc_context_* call returns (the callback may still use ctx
+ * until it returns; new requests are refused with MTC_ERR_CLOSED). on_log,
+ * watch_fd and set_timer must not call into the context at all.
+ *
+ * Routing: MTC_TARGET_MAIN follows the main DC (PHONE/USER/NETWORK_MIGRATE_X
+ * move it and resend); FILE/STATS_MIGRATE_X resend that request to DC X; a
+ * request that meets 401 AUTH_KEY_UNREGISTERED on a DC other than the main
+ * one while the main DC is authorized (or is redirected there) waits for an
+ * automatic auth.exportAuthorization (main DC) + auth.importAuthorization
+ * (that DC), done once per DC and remembered in the state; FLOOD_WAIT_X up
+ * to settings.flood_wait_auto_s is waited out and resent.
+ *
+ * Connections: one main session per DC; media connections per DC open only
+ * for MTC_TARGET_MEDIA work, at most media_connections_per_dc, and close
+ * after idle_close_ms (so do main connections of DCs other than the main
+ * one). The connection that creates a DC's auth key carries its requests
+ * afterwards, and every later connection of the DC reuses the key.
+ * Addresses are raced (connect_stagger_ms apart, best health first); a
+ * failed attempt backs off reconnect_initial_ms doubling to reconnect_max_ms
+ * (at least 3 s after transport error -429), a connection that had worked
+ * is replaced at once; after max_connect_attempts consecutive failures the
+ * DC's requests fail with MTC_ERR_CONNECT and nothing is retried until new
+ * work arrives. Transport error -404 drops the key and makes a new one
+ * (AUTH_KEY_DROPPED, SESSION_RECREATED); -444 asks help.getConfig again.
+ * New address sets never close a working connection.
+ *
+ * Liveness bound: a connection that goes silent while a request waits is
+ * probed after max(4 s, 4 RTT) and replaced max(5 s, 4 RTT) later (9 s in
+ * all while RTT <= 1 s); an idle one pings every ping_interval_ms and is
+ * replaced when nothing arrived for ping_interval_ms + 15 s. Requests stay
+ * pending across reconnects and are answered exactly once. */
 
 /* ---- transports and addresses --------------------------------------------------- */
 
@@ -365,7 +395,8 @@ typedef struct mtc_callbacks {
   /* Events (may be NULL). ev and its data live until the callback returns. */
   void (*on_event)(void *user_data, const mtc_event *ev);
   /* Log lines up to settings.log_level (may be NULL). line is NUL-terminated,
-   * has no newline and never holds key material. */
+   * borrowed, has no newline and never holds key material (key ids, which
+   * travel in clear on the wire, may appear). Must not call into the context. */
   void (*on_log)(void *user_data, mtc_log_level level, const char *line);
   /* Randomness (user_data is passed). NULL: a CTR-DRBG over OS entropy. */
   mtc_random_fn random;
@@ -455,9 +486,11 @@ MTC_API int mtc_context_new(mtc_context **out, const mtc_settings *settings,
  * Free the context: every pending request's callback gets
  * MTC_RESULT_CANCELLED exactly once (mtc_invoke from those callbacks fails
  * with MTC_ERR_CLOSED), connections close (watch_fd(fd, 0) is told; no
- * conn-state events), a changed state is saved, keys are zeroized. NULL-safe.
+ * events), a changed state is saved, keys are zeroized. NULL-safe.
  * Called from inside a callback it is deferred until the outermost
- * mtc_context_* call returns. Not while a runner owns ctx.
+ * mtc_context_* call returns. If a runner still owns ctx, a call from
+ * another thread stops the runner first (as mtc_runner_stop); a call on the
+ * runner thread is refused (logged, nothing freed): stop the runner first.
  */
 MTC_API void mtc_context_free(mtc_context *ctx);
 
@@ -470,12 +503,12 @@ MTC_API int mtc_context_on_io(mtc_context *ctx, int fd, unsigned events);
 /* HOST mode: the timer set by set_timer fired. Returns 0 or MTC_ERR_IO_BUSY. */
 MTC_API int mtc_context_on_timeout(mtc_context *ctx);
 /* Milliseconds until the context wants mtc_context_on_timeout (0 = now),
- * -1 = no deadline. Both modes. */
-MTC_API int64_t mtc_context_next_timeout_ms(mtc_context *ctx);
+ * -1 = no deadline (also for NULL). Both modes; callable from callbacks. */
+MTC_API int64_t mtc_context_next_timeout_ms(const mtc_context *ctx);
 /* OWN mode (watch_fd == NULL): one poll() round over the context's fds
- * waiting at most max_ms (0 = do not wait; < 0 = until something happens),
- * then the due work. Returns 0, MTC_ERR_INVALID_ARG (HOST mode),
- * MTC_ERR_IO_BUSY (from a callback or while a runner owns ctx),
+ * waiting at most max_ms (0 = do not wait; < 0 = until the next deadline or
+ * event), then the due work. Returns 0, MTC_ERR_INVALID_ARG (NULL, HOST
+ * mode), MTC_ERR_IO_BUSY (from a callback, or while a runner owns ctx),
  * MTC_ERR_IO_POLL. */
 MTC_API int mtc_context_run(mtc_context *ctx, int max_ms);
 
@@ -538,7 +571,9 @@ MTC_API int mtc_invoke(mtc_context *ctx, const mtc_invoke_options *opts, const u
 
 struct mtc_tl_object; /* mtconn/tl_api.h */
 /* mtc_invoke with a generated request object (e.g. an mtc_tl_fn_help_getConfig
- * with base.id set), serialized with mtc_tl_serialize. Same rules and codes. */
+ * with base.id set), serialized with mtc_tl_serialize; request is only read
+ * during the call. Same rules and codes, plus mtc_tl_serialize's. Callable
+ * from callbacks. */
 MTC_API int mtc_invoke_object(mtc_context *ctx, const mtc_invoke_options *opts,
                               const struct mtc_tl_object *request, mtc_result_fn fn,
                               void *user_data, uint64_t *request_id);
@@ -548,23 +583,31 @@ MTC_API int mtc_invoke_object(mtc_context *ctx, const mtc_invoke_options *opts,
  * (already completed, or never issued). Callable from callbacks. */
 MTC_API int mtc_cancel(mtc_context *ctx, uint64_t request_id);
 
-/* ---- state ---- */
+/* ---- state (all callable from callbacks) ---- */
 
-/* The current main DC (0 while unknown). */
+/* The current main DC (from the state, else settings.main_dc; 0 for NULL). */
 MTC_API int mtc_context_main_dc(const mtc_context *ctx);
-/* Make dc_id the main DC (MAIN_DC_CHANGED, saved). 0, MTC_ERR_DC_UNKNOWN. */
+/* Make dc_id the main DC (MAIN_DC_CHANGED, saved). 0, MTC_ERR_INVALID_ARG,
+ * MTC_ERR_DC_UNKNOWN (outside 1..999). */
 MTC_API int mtc_context_set_main_dc(mtc_context *ctx, int dc_id);
 /* 1 if the user is authorized on dc_id's key (signIn / importAuthorization
  * seen, or restored from the state), else 0. */
 MTC_API int mtc_context_is_authorized(const mtc_context *ctx, int dc_id);
 /* Set or clear that flag (after a login flow the context cannot see, or a
- * logout); saved. 0, MTC_ERR_DC_UNKNOWN. */
+ * logout); saved. 0, MTC_ERR_INVALID_ARG, MTC_ERR_DC_UNKNOWN (no such DC,
+ * or it has no auth key yet). The context sets it itself when it sees an
+ * auth.authorization result (signIn, signUp, importAuthorization, ...) and
+ * clears it on auth.loggedOut, 401 AUTH_KEY_UNREGISTERED or a dropped key. */
 MTC_API int mtc_context_set_authorized(mtc_context *ctx, int dc_id, int authorized);
-/* settings.api_id / api_hash as given (borrowed, "" if none). */
+/* settings.api_id / api_hash as given (the hash is borrowed until the
+ * context is freed; "" if none). */
 MTC_API int32_t mtc_context_api_id(const mtc_context *ctx);
 MTC_API const char *mtc_context_api_hash(const mtc_context *ctx);
-/* Save the state now (state_path or save_state). 0, MTC_ERR_UNSUPPORTED
- * (no storage configured), or the store's error. */
+/* Save the state now (state_path or save_state; STATE_CHANGED follows).
+ * Saving is otherwise automatic: at once when keys, authorization, the main
+ * DC or address sets change; salts, time offset and endpoint health at most
+ * once a minute; and at mtc_context_free. 0, MTC_ERR_UNSUPPORTED (no storage
+ * configured), MTC_ERR_CLOSED, or the store's error (MTC_ERR_STORE_IO ...). */
 MTC_API int mtc_context_save(mtc_context *ctx);
 
 /* ---- counters ---- */
@@ -620,7 +663,8 @@ MTC_API int mtc_context_counters(const mtc_context *ctx, mtc_counters *out);
  *   {"dcs":[{"dc_id":2,"connects_started":1,...,"connects_by_reason":{"main":1,...},
  *            "reconnect_reasons":{"session dead (-511)":1}},...],
  *    "totals":{...},"dns_queries":0,"http_requests":0,...}
- * Returns 0, MTC_ERR_NOMEM. */
+ * *json is owned by the caller. Returns 0, MTC_ERR_INVALID_ARG,
+ * MTC_ERR_NOMEM. Callable from callbacks. */
 MTC_API int mtc_context_counters_json(const mtc_context *ctx, char **json);
 
 /* ---- runner thread (optional) ---- */
@@ -635,12 +679,15 @@ typedef struct mtc_runner mtc_runner;
 MTC_API int mtc_runner_start(mtc_runner **out, mtc_context *ctx);
 /* Any thread: run fn(ctx, ud) on the runner thread soon (FIFO per thread);
  * every accepted submission runs exactly once, also when stop comes first.
+ * ud is passed through untouched (the caller owns it). Inside fn every
+ * mtc_context_* call is allowed except _run, _free and mtc_runner_stop.
  * Returns 0, MTC_ERR_IO_QUEUE_FULL, MTC_ERR_IO_STOPPED, MTC_ERR_INVALID_ARG,
  * MTC_ERR_NOMEM. */
 MTC_API int mtc_runner_submit(mtc_runner *r, void (*fn)(mtc_context *ctx, void *ud), void *ud);
-/* Stop: run pending submissions, join, free r; ctx is the caller's again.
- * Not from the runner thread (MTC_ERR_IO_BUSY, nothing freed). NULL-safe.
- * Returns 0 or the error that had stopped the loop. */
+/* Stop: run pending submissions, join, free r; ctx is the caller's again
+ * (with its requests and connections intact). Not from the runner thread
+ * (MTC_ERR_IO_BUSY, nothing freed). NULL-safe (0). Returns 0 or the error
+ * that had stopped the loop. */
 MTC_API int mtc_runner_stop(mtc_runner *r);
 
 #ifdef __cplusplus

@@ -1,0 +1,336 @@
+/*
+ * The MTContext, shell part (see context.h): creation and destruction, the
+ * mtci_ctx_io implementation over src/io (sockets, poller, clock) and
+ * src/store (state file), the loop entry points, and the runner thread.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "crypto/crypto.h"
+#include "io/clock.h"
+#include "io/runner.h"
+#include "io/sock.h"
+
+/* The runner wrapper (ctx->runner points to one while it owns the context). */
+struct mtc_runner {
+  mtci_runner r; /* first member */
+  mtc_context *ctx;
+  /* The runner thread, recorded by the thread itself: mtci_runner_on_thread
+   * can be false during the thread's first round (it marks the runner
+   * started only after pthread_create returned). */
+  pthread_t self;
+  int self_set; /* atomic */
+};
+
+static void runner_note_self(mtc_runner *r) {
+  if (!__atomic_load_n(&r->self_set, __ATOMIC_ACQUIRE)) {
+    r->self = pthread_self();
+    __atomic_store_n(&r->self_set, 1, __ATOMIC_RELEASE);
+  }
+}
+
+static int runner_is_self(const mtc_runner *r) {
+  return r && __atomic_load_n(&r->self_set, __ATOMIC_ACQUIRE) && pthread_equal(r->self, pthread_self());
+}
+
+/* ---- io ops ---------------------------------------------------------------------- */
+
+static int os_dial(void *ud, const char *ip, uint16_t port, int *fd) {
+  (void)ud;
+  return mtci_sock_connect(ip, port, fd);
+}
+
+static int os_dial_result(void *ud, int fd) {
+  (void)ud;
+  return mtci_sock_connect_result(fd);
+}
+
+static int os_xmit(void *ud, int fd, const uint8_t *p, size_t n) {
+  (void)ud;
+  return mtci_sock_send(fd, p, n);
+}
+
+static int os_take(void *ud, int fd, uint8_t *p, size_t cap) {
+  (void)ud;
+  return mtci_sock_recv(fd, p, cap);
+}
+
+static int os_watch(void *ud, int fd, unsigned events) {
+  mtc_context *ctx = ud;
+  if (mtci_poller_has(&ctx->poller, fd)) return mtci_poller_modify(&ctx->poller, fd, events);
+  return mtci_poller_add(&ctx->poller, fd, events, mtci_ctx_on_fd, ctx);
+}
+
+static void os_hangup(void *ud, int fd) {
+  mtc_context *ctx = ud;
+  if (mtci_poller_has(&ctx->poller, fd)) (void)mtci_poller_remove(&ctx->poller, fd);
+  mtci_sock_close(fd);
+}
+
+static int64_t os_now(void *ud) {
+  mtc_context *ctx = ud;
+  return ctx->cb.now_ms ? ctx->cb.now_ms(ctx->user_data) : mtci_clock_realtime_ms();
+}
+
+static void os_arm(void *ud, int64_t at_ms) {
+  mtc_context *ctx = ud;
+  int64_t now = os_now(ctx);
+  (void)mtci_poller_deadline_set(&ctx->poller, ctx->deadline_slot, at_ms, now);
+  mtci_poller_timer_sync(&ctx->poller, now);
+}
+
+static int os_save(void *ud, const mtci_state *st, char *msg, size_t msg_len) {
+  mtc_context *ctx = ud;
+  if (ctx->cb.save_state) {
+    char *json = NULL;
+    size_t len = 0;
+    int rc = mtci_state_to_json(st, &json, &len, msg, msg_len);
+    if (rc) return rc;
+    rc = ctx->cb.save_state(ctx->user_data, json, len);
+    mtci_state_json_free(json, len + 1);
+    return rc > 0 ? 0 : rc;
+  }
+  if (ctx->set.state_path) return mtci_store_save(ctx->set.state_path, st, msg, msg_len);
+  return MTC_ERR_UNSUPPORTED;
+}
+
+static void free_now(mtc_context *ctx);
+
+static void os_finalize(void *ud) { free_now(ud); }
+
+/* ---- creation ---------------------------------------------------------------------- */
+
+static void free_now(mtc_context *ctx) {
+  mtci_ctx_shutdown(ctx);
+  mtci_ctx_destroy(ctx);
+  if (ctx->poller_up) mtci_poller_free(&ctx->poller);
+  if (ctx->drbg) mtci_drbg_free(ctx->drbg);
+  mtci_zeroize(ctx, sizeof *ctx);
+  free(ctx);
+}
+
+/* Load the persisted state, if any: 0 (loaded or fresh) or the error. */
+static int load_state(mtc_context *ctx) {
+  if (!ctx->cb.load_state && !ctx->set.state_path) return 0;
+  mtci_state *st = calloc(1, sizeof *st);
+  if (!st) return MTC_ERR_NOMEM;
+  char msg[256] = "";
+  int rc;
+  if (ctx->cb.load_state) {
+    char *buf = malloc(MTCI_STATE_MAX_JSON);
+    size_t len = 0;
+    if (!buf) {
+      free(st);
+      return MTC_ERR_NOMEM;
+    }
+    rc = ctx->cb.load_state(ctx->user_data, buf, MTCI_STATE_MAX_JSON, &len);
+    if (rc == 0 && len > MTCI_STATE_MAX_JSON) rc = MTC_ERR_STORE_TOO_LARGE;
+    if (rc == 0) rc = mtci_state_from_json(buf, len, st, msg, sizeof msg);
+    mtci_state_json_free(buf, MTCI_STATE_MAX_JSON);
+  } else {
+    rc = mtci_store_load(ctx->set.state_path, st, msg, sizeof msg);
+  }
+  if (rc == MTC_ERR_STORE_NOT_FOUND) {
+    mtci_ctx_log(ctx, MTC_LOG_INFO, "no saved state: fresh start");
+    rc = 0;
+  } else if (rc) {
+    mtci_ctx_log(ctx, MTC_LOG_ERROR, "saved state unusable, refusing to start (the file is left as it is): %s%s%s",
+                 mtc_strerror(rc), msg[0] ? ": " : "", msg);
+  } else {
+    rc = mtci_ctx_load_state(ctx, st);
+    if (rc)
+      mtci_ctx_log(ctx, MTC_LOG_ERROR, "saved state belongs to the %s DCs, refusing to start",
+                   st->test_dcs ? "test" : "production");
+    else
+      mtci_ctx_log(ctx, MTC_LOG_INFO, "state loaded: main DC %d, %d DCs", st->main_dc, st->n_dcs);
+  }
+  mtci_state_clear(st);
+  free(st);
+  return rc;
+}
+
+int mtc_context_new(mtc_context **out, const mtc_settings *settings,
+                    const mtc_callbacks *callbacks, void *user_data) {
+  if (!out) return MTC_ERR_INVALID_ARG;
+  *out = NULL;
+  mtc_context *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) return MTC_ERR_NOMEM;
+  ctx->deadline_slot = -1;
+  ctx->io.ud = ctx;
+  ctx->io.dial = os_dial;
+  ctx->io.dial_result = os_dial_result;
+  ctx->io.xmit = os_xmit;
+  ctx->io.take = os_take;
+  ctx->io.watch = os_watch;
+  ctx->io.hangup = os_hangup;
+  ctx->io.arm = os_arm;
+  ctx->io.now_ms = os_now;
+  ctx->io.save = os_save;
+  ctx->io.finalize = os_finalize;
+  char msg[256] = "";
+  int rc = mtci_ctx_init(ctx, settings, callbacks, user_data, msg, sizeof msg);
+  if (rc) {
+    mtci_ctx_log(ctx, MTC_LOG_ERROR, "settings rejected: %s (%s)", msg[0] ? msg : "invalid",
+                 mtc_strerror(rc));
+    goto fail;
+  }
+  if (ctx->cb.random) {
+    ctx->rnd = ctx->cb.random;
+    ctx->rnd_ud = ctx->user_data;
+  } else {
+    ctx->drbg = mtci_drbg_new();
+    if (!ctx->drbg) {
+      rc = MTC_ERR_RANDOM;
+      goto fail;
+    }
+    ctx->rnd = mtci_drbg_random;
+    ctx->rnd_ud = ctx->drbg;
+  }
+  rc = load_state(ctx);
+  if (rc) goto fail;
+  mtci_poller_config pc;
+  memset(&pc, 0, sizeof pc);
+  pc.watch_fd = ctx->cb.watch_fd;
+  pc.set_timer = ctx->cb.set_timer;
+  pc.user_data = ctx->user_data;
+  rc = mtci_poller_init(&ctx->poller, &pc);
+  if (rc) goto fail;
+  ctx->poller_up = 1;
+  rc = mtci_poller_deadline_new(&ctx->poller);
+  if (rc < 0) goto fail;
+  ctx->deadline_slot = rc;
+  *out = ctx;
+  return 0;
+fail:
+  ctx->io.save = NULL; /* never write over a state we refused */
+  ctx->dirty = ctx->dirty_minor = 0;
+  free_now(ctx);
+  return rc;
+}
+
+void mtc_context_free(mtc_context *ctx) {
+  if (!ctx || ctx->closing) return;
+  if (ctx->runner) {
+    mtc_runner *r = ctx->runner;
+    if (ctx->depth > 0 || runner_is_self(r)) {
+      mtci_ctx_log(ctx, MTC_LOG_ERROR,
+                   "mtc_context_free while a runner owns the context: call mtc_runner_stop first");
+      return;
+    }
+    /* another thread: stop the runner first, then free */
+    (void)mtc_runner_stop(r);
+  }
+  if (ctx->depth > 0) {
+    ctx->free_deferred = 1; /* from a callback: at the end of the outermost call */
+    return;
+  }
+  free_now(ctx);
+}
+
+/* ---- loop integration ------------------------------------------------------------------ */
+
+int mtc_context_on_io(mtc_context *ctx, int fd, unsigned events) {
+  if (!ctx || fd < 0) return MTC_ERR_INVALID_ARG;
+  if (ctx->depth > 0) return MTC_ERR_IO_BUSY;
+  mtci_ctx_enter(ctx);
+  (void)mtci_poller_dispatch(&ctx->poller, fd, events & (MTCI_IO_READ | MTCI_IO_WRITE));
+  mtci_ctx_leave(ctx);
+  return 0;
+}
+
+int mtc_context_on_timeout(mtc_context *ctx) {
+  if (!ctx) return MTC_ERR_INVALID_ARG;
+  if (ctx->depth > 0) return MTC_ERR_IO_BUSY;
+  mtci_ctx_enter(ctx);
+  mtci_poller_timer_fired(&ctx->poller);
+  mtci_ctx_leave(ctx); /* runs what is due and re-arms */
+  return 0;
+}
+
+int64_t mtc_context_next_timeout_ms(const mtc_context *ctx) {
+  if (!ctx || !ctx->poller_up) return -1;
+  int64_t now = ctx->cb.now_ms ? ctx->cb.now_ms(ctx->user_data) : mtci_clock_realtime_ms();
+  return mtci_poller_next_timeout_ms(&ctx->poller, now);
+}
+
+static int run_round(mtc_context *ctx, int max_ms) {
+  mtci_ctx_enter(ctx);
+  int64_t t = mtci_poller_next_timeout_ms(&ctx->poller, os_now(ctx));
+  int64_t wait = max_ms;
+  if (t >= 0 && (wait < 0 || t < wait)) wait = t;
+  if (wait > 3600000) wait = 3600000;
+  int rc = mtci_poller_run(&ctx->poller, (int)wait);
+  mtci_ctx_leave(ctx);
+  return rc < 0 ? rc : 0;
+}
+
+int mtc_context_run(mtc_context *ctx, int max_ms) {
+  if (!ctx) return MTC_ERR_INVALID_ARG;
+  if (!mtci_poller_own_mode(&ctx->poller)) return MTC_ERR_INVALID_ARG;
+  if (ctx->depth > 0 || ctx->runner) return MTC_ERR_IO_BUSY; /* a runner drives it */
+  return run_round(ctx, max_ms);
+}
+
+/* ---- runner ----------------------------------------------------------------------------- */
+
+typedef struct runner_item {
+  void (*fn)(mtc_context *ctx, void *ud);
+  void *ud;
+} runner_item;
+
+static int runner_run_once(void *target, int max_ms) {
+  mtc_context *ctx = target;
+  runner_note_self(ctx->runner);
+  if (ctx->depth > 0) return MTC_ERR_IO_BUSY;
+  return run_round(ctx, max_ms);
+}
+static mtci_poller *runner_poller(void *target) { return &((mtc_context *)target)->poller; }
+
+static void runner_tramp(void *target, void *ud) {
+  runner_item it = *(runner_item *)ud;
+  free(ud);
+  runner_note_self(((mtc_context *)target)->runner);
+  it.fn(target, it.ud);
+}
+
+int mtc_runner_start(mtc_runner **out, mtc_context *ctx) {
+  if (!out) return MTC_ERR_INVALID_ARG;
+  *out = NULL;
+  if (!ctx || ctx->runner || ctx->depth > 0 || !mtci_poller_own_mode(&ctx->poller))
+    return MTC_ERR_INVALID_ARG;
+  mtc_runner *r = calloc(1, sizeof *r);
+  if (!r) return MTC_ERR_NOMEM;
+  r->ctx = ctx;
+  mtci_runner_target t = {runner_run_once, runner_poller, ctx};
+  ctx->runner = r; /* before the thread runs: mtc_context_run checks it */
+  int rc = mtci_runner_start(&r->r, &t, 0);
+  if (rc) {
+    ctx->runner = NULL;
+    free(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+int mtc_runner_submit(mtc_runner *r, void (*fn)(mtc_context *ctx, void *ud), void *ud) {
+  if (!r || !fn) return MTC_ERR_INVALID_ARG;
+  runner_item *it = malloc(sizeof *it);
+  if (!it) return MTC_ERR_NOMEM;
+  it->fn = fn;
+  it->ud = ud;
+  int rc = mtci_runner_submit(&r->r, runner_tramp, it);
+  if (rc) free(it);
+  return rc;
+}
+
+int mtc_runner_stop(mtc_runner *r) {
+  if (!r) return 0;
+  if (runner_is_self(r)) return MTC_ERR_IO_BUSY;
+  int rc = mtci_runner_stop(&r->r);
+  if (r->ctx) r->ctx->runner = NULL;
+  free(r);
+  return rc;
+}

@@ -1,0 +1,271 @@
+/* Per-DC address sets, health and keys (see dc.h). */
+#include "dc.h"
+
+#include <string.h>
+
+#include "transport/proxy_link.h"
+
+void mtci_dc_table_init(mtci_dc_table *t) { memset(t, 0, sizeof *t); }
+
+void mtci_dc_table_clear(mtci_dc_table *t) {
+  if (t) mtci_zeroize(t, sizeof *t);
+}
+
+mtci_dc *mtci_dc_find(mtci_dc_table *t, int dc_id) {
+  for (size_t i = 0; i < t->n; i++)
+    if (t->dcs[i].id == dc_id) return &t->dcs[i];
+  return NULL;
+}
+
+const mtci_dc *mtci_dc_find_const(const mtci_dc_table *t, int dc_id) {
+  for (size_t i = 0; i < t->n; i++)
+    if (t->dcs[i].id == dc_id) return &t->dcs[i];
+  return NULL;
+}
+
+mtci_dc *mtci_dc_get(mtci_dc_table *t, int dc_id) {
+  if (dc_id < 1 || dc_id > MTCI_DC_MAX_ID) return NULL;
+  mtci_dc *dc = mtci_dc_find(t, dc_id);
+  if (dc) return dc;
+  if (t->n >= MTCI_DC_MAX_DCS) return NULL;
+  dc = &t->dcs[t->n++];
+  memset(dc, 0, sizeof *dc);
+  dc->id = dc_id;
+  return dc;
+}
+
+int mtci_dc_option_check(const mtci_dc_option *o) {
+  if (!o || !o->ip || o->ip_len == 0 || o->ip_len >= MTCI_DC_IP_LEN) return MTC_ERR_INVALID_ARG;
+  if (o->dc_id < 1 || o->dc_id > MTCI_DC_MAX_ID || o->port == 0) return MTC_ERR_INVALID_ARG;
+  if (o->flags & ~MTCI_DC_ADDR_ALL) return MTC_ERR_INVALID_ARG;
+  uint8_t bin[16];
+  int v6 = (o->flags & MTC_ADDR_IPV6) != 0;
+  if (v6 ? mtci_parse_ipv6(o->ip, o->ip_len, bin) != 0 : mtci_parse_ipv4(o->ip, o->ip_len, bin) != 0)
+    return MTC_ERR_INVALID_ARG;
+  if (o->secret_len) {
+    if (!o->secret || o->secret_len > MTCI_DC_SECRET_MAX) return MTC_ERR_INVALID_ARG;
+    if (mtci_proxy_secret_from_binary(o->secret, o->secret_len, NULL, NULL) != 0)
+      return MTC_ERR_INVALID_ARG;
+  }
+  return 0;
+}
+
+static int same_endpoint(const mtci_dc_addr *a, const char *ip, size_t ip_len, uint16_t port) {
+  return a->port == port && strlen(a->ip) == ip_len && memcmp(a->ip, ip, ip_len) == 0;
+}
+
+int mtci_dc_find_addr(const mtci_dc *dc, const char *ip, uint16_t port) {
+  if (!ip) return -1;
+  size_t len = strlen(ip);
+  for (size_t i = 0; i < dc->n_addrs; i++)
+    if (same_endpoint(&dc->addrs[i], ip, len, port)) return (int)i;
+  return -1;
+}
+
+static void fill_addr(mtci_dc_addr *a, const mtci_dc_option *o, unsigned origin) {
+  memset(a, 0, sizeof *a);
+  memcpy(a->ip, o->ip, o->ip_len);
+  a->port = o->port;
+  a->flags = o->flags;
+  if (o->secret_len) memcpy(a->secret, o->secret, o->secret_len);
+  a->secret_len = o->secret_len;
+  a->origin = origin;
+}
+
+int mtci_dc_add_addr(mtci_dc *dc, const mtci_dc_option *o, unsigned origin) {
+  if (mtci_dc_option_check(o) != 0) return MTC_ERR_INVALID_ARG;
+  for (size_t i = 0; i < dc->n_addrs; i++) {
+    if (same_endpoint(&dc->addrs[i], o->ip, o->ip_len, o->port)) {
+      dc->addrs[i].origin |= origin;
+      return 0;
+    }
+  }
+  if (dc->n_addrs >= MTCI_DC_MAX_ADDRS) return MTC_ERR_NOMEM;
+  fill_addr(&dc->addrs[dc->n_addrs++], o, origin);
+  return 1;
+}
+
+/* 1 if the two sets hold the same (ip, port) pairs (order ignored). */
+static int same_set(const mtci_dc_addr *a, size_t na, const mtci_dc_addr *b, size_t nb) {
+  if (na != nb) return 0;
+  for (size_t i = 0; i < na; i++) {
+    int found = 0;
+    for (size_t j = 0; j < nb && !found; j++)
+      found = same_endpoint(&b[j], a[i].ip, strlen(a[i].ip), a[i].port);
+    if (!found) return 0;
+  }
+  return 1;
+}
+
+int mtci_dc_apply_config(mtci_dc_table *t, const mtci_dc_option *opts, size_t n,
+                         uint32_t *changed_mask, size_t *skipped) {
+  uint32_t changed = 0;
+  size_t skip = 0;
+  int rc = 0;
+  /* the DCs the config mentions, in first-mention order */
+  int ids[MTCI_DC_MAX_DCS * 4];
+  size_t n_ids = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (mtci_dc_option_check(&opts[i]) != 0) {
+      skip++;
+      continue;
+    }
+    int seen = 0;
+    for (size_t k = 0; k < n_ids && !seen; k++) seen = ids[k] == opts[i].dc_id;
+    if (!seen && n_ids < sizeof ids / sizeof ids[0]) ids[n_ids++] = opts[i].dc_id;
+  }
+  for (size_t k = 0; k < n_ids; k++) {
+    size_t before = t->n;
+    mtci_dc *dc = mtci_dc_get(t, ids[k]);
+    if (!dc) {
+      rc = MTC_ERR_NOMEM;
+      continue;
+    }
+    mtci_dc_addr old[MTCI_DC_MAX_ADDRS];
+    size_t n_old = dc->n_addrs;
+    memcpy(old, dc->addrs, sizeof old);
+    dc->n_addrs = 0;
+    memset(dc->addrs, 0, sizeof dc->addrs);
+    for (size_t i = 0; i < n; i++) {
+      if (opts[i].dc_id != ids[k] || mtci_dc_option_check(&opts[i]) != 0) continue;
+      int r = mtci_dc_add_addr(dc, &opts[i], MTCI_DC_FROM_CONFIG);
+      if (r == MTC_ERR_NOMEM) skip++;
+      if (r != 1) continue;
+      /* keep what we knew about an endpoint that stays */
+      mtci_dc_addr *a = &dc->addrs[dc->n_addrs - 1];
+      for (size_t j = 0; j < n_old; j++) {
+        if (same_endpoint(&old[j], a->ip, strlen(a->ip), a->port)) {
+          a->last_success_ms = old[j].last_success_ms;
+          a->last_failure_ms = old[j].last_failure_ms;
+          a->consecutive_failures = old[j].consecutive_failures;
+          a->origin |= old[j].origin & MTCI_DC_FROM_SEED;
+          break;
+        }
+      }
+    }
+    /* seeds stay as a fallback */
+    for (size_t j = 0; j < n_old; j++) {
+      if (!(old[j].origin & MTCI_DC_FROM_SEED)) continue;
+      if (mtci_dc_find_addr(dc, old[j].ip, old[j].port) >= 0) continue;
+      if (dc->n_addrs >= MTCI_DC_MAX_ADDRS) break;
+      dc->addrs[dc->n_addrs++] = old[j];
+    }
+    size_t idx = (size_t)(dc - t->dcs);
+    if (t->n != before || !same_set(old, n_old, dc->addrs, dc->n_addrs))
+      changed |= (uint32_t)1 << idx;
+    mtci_zeroize(old, sizeof old);
+  }
+  if (changed_mask) *changed_mask = changed;
+  if (skipped) *skipped = skip;
+  return rc;
+}
+
+void mtci_dc_note_success(mtci_dc *dc, const char *ip, uint16_t port, int64_t now_ms) {
+  int i = mtci_dc_find_addr(dc, ip, port);
+  if (i < 0) return;
+  dc->addrs[i].last_success_ms = now_ms;
+  dc->addrs[i].consecutive_failures = 0;
+}
+
+void mtci_dc_note_failure(mtci_dc *dc, const char *ip, uint16_t port, int64_t now_ms) {
+  int i = mtci_dc_find_addr(dc, ip, port);
+  if (i < 0) return;
+  dc->addrs[i].last_failure_ms = now_ms;
+  if (dc->addrs[i].consecutive_failures < UINT32_MAX) dc->addrs[i].consecutive_failures++;
+}
+
+void mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
+                          int64_t salt) {
+  uint8_t id[8];
+  memcpy(dc->perm_key, key, MTCI_AUTH_KEY_LEN);
+  mtci_auth_key_id(dc->perm_key, id);
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | id[i];
+  dc->perm_key_id = v;
+  dc->perm_created = created_s;
+  dc->has_perm = 1;
+  dc->authorized = 0;
+  dc->salt = salt;
+}
+
+void mtci_dc_drop_perm_key(mtci_dc *dc) {
+  mtci_zeroize(dc->perm_key, sizeof dc->perm_key);
+  dc->has_perm = 0;
+  dc->perm_key_id = 0;
+  dc->perm_created = 0;
+  dc->authorized = 0;
+  dc->salt = 0;
+}
+
+void mtci_dc_table_to_state(const mtci_dc_table *t, mtci_state *st) {
+  st->n_dcs = 0;
+  for (size_t i = 0; i < t->n && st->n_dcs < MTCI_STATE_MAX_DCS; i++) {
+    const mtci_dc *dc = &t->dcs[i];
+    mtci_state_dc *s = &st->dcs[st->n_dcs++];
+    memset(s, 0, sizeof *s);
+    s->dc_id = dc->id;
+    if (dc->has_perm) {
+      s->has_perm = 1;
+      memcpy(s->perm_key, dc->perm_key, MTCI_STATE_KEY_LEN);
+      s->perm_key_id = dc->perm_key_id;
+      s->perm_created = dc->perm_created > 0 ? dc->perm_created : 0;
+      s->authorized = dc->authorized;
+      s->salt = dc->salt;
+    }
+    for (size_t j = 0; j < dc->n_addrs && s->n_addrs < MTCI_STATE_MAX_ADDRS; j++) {
+      const mtci_dc_addr *a = &dc->addrs[j];
+      mtci_state_addr *o = &s->addrs[s->n_addrs++];
+      memset(o, 0, sizeof *o);
+      memcpy(o->ip, a->ip, sizeof o->ip);
+      o->port = a->port;
+      o->flags = a->flags;
+      memcpy(o->secret, a->secret, a->secret_len);
+      o->secret_len = a->secret_len;
+      o->last_success_ms = a->last_success_ms > 0 ? a->last_success_ms : 0;
+      o->last_failure_ms = a->last_failure_ms > 0 ? a->last_failure_ms : 0;
+      o->consecutive_failures = a->consecutive_failures;
+    }
+  }
+}
+
+int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
+  int rc = 0;
+  for (int i = 0; i < st->n_dcs; i++) {
+    const mtci_state_dc *s = &st->dcs[i];
+    mtci_dc *dc = mtci_dc_get(t, s->dc_id);
+    if (!dc) {
+      rc = MTC_ERR_NOMEM;
+      continue;
+    }
+    if (s->has_perm) {
+      mtci_dc_set_perm_key(dc, s->perm_key, s->perm_created, s->salt);
+      dc->authorized = s->authorized;
+    }
+    mtci_dc_addr seeds[MTCI_DC_MAX_ADDRS];
+    size_t n_seeds = dc->n_addrs;
+    memcpy(seeds, dc->addrs, sizeof seeds);
+    dc->n_addrs = 0;
+    memset(dc->addrs, 0, sizeof dc->addrs);
+    for (int j = 0; j < s->n_addrs; j++) {
+      const mtci_state_addr *a = &s->addrs[j];
+      mtci_dc_option o = {s->dc_id, a->ip, strlen(a->ip), a->port, a->flags, a->secret,
+                          a->secret_len};
+      if (mtci_dc_add_addr(dc, &o, MTCI_DC_FROM_CONFIG) != 1) continue;
+      mtci_dc_addr *d = &dc->addrs[dc->n_addrs - 1];
+      d->last_success_ms = a->last_success_ms;
+      d->last_failure_ms = a->last_failure_ms;
+      d->consecutive_failures = a->consecutive_failures;
+    }
+    for (size_t j = 0; j < n_seeds; j++) {
+      int k = mtci_dc_find_addr(dc, seeds[j].ip, seeds[j].port);
+      if (k >= 0) {
+        dc->addrs[k].origin |= seeds[j].origin;
+      } else if (dc->n_addrs < MTCI_DC_MAX_ADDRS) {
+        dc->addrs[dc->n_addrs++] = seeds[j];
+      } else {
+        rc = MTC_ERR_NOMEM;
+      }
+    }
+  }
+  return rc;
+}

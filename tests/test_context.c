@@ -1,0 +1,2353 @@
+/*
+ * The MTContext against the in-process mock DC cluster (tests/mockdc): the
+ * login flow with its connection budget, restart from the saved state,
+ * migrations, FLOOD_WAIT, transport errors -404 / -429 / -444, liveness
+ * with the stall switch, resets / truncation / a corrupted byte on every
+ * framing, cancel, free with pending requests, persistence refusals, media
+ * connections, MTProxy (ee), and API argument checks.
+ *
+ * Loop modes: MODE_HOST (watch_fd/set_timer callbacks driven by a small
+ * poll() loop here), MODE_RUN (mtc_context_run) and MODE_RUNNER (the runner
+ * thread, everything through mtc_runner_submit). Every wait is bounded.
+ *
+ * Test-side helpers (no mock switch covers these):
+ *   relay     TCP relay in front of a mock DC that can reset the client,
+ *             cut the server's stream short, flip one byte of it, or inject
+ *             transport error -444;
+ *   script DC a small DC (mock_auth + mock_session on a mock_loop) whose
+ *             help.getNearestDc answers follow a script of rpc_errors
+ *             (FLOOD_WAIT_X, USER_MIGRATE_X, NETWORK_MIGRATE_X, STATS_MIGRATE_X).
+ * Set MTC_TEST_VERBOSE=1 to see the context's log lines.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bytes.h"
+#include "crypto/crypto.h"
+#include "mock_auth.h"
+#include "mock_dc.h"
+#include "mock_loop.h"
+#include "mock_proxy.h"
+#include "mock_session.h"
+#include "mtconn/mtconn.h"
+#include "mtconn/tl_api.h"
+#include "store.h"
+#include "test.h"
+#include "transport/codec.h"
+
+#define PHONE "+15550000005"
+#define FILE_ID 4242
+#define WAIT_MS 15000
+
+/* ---- clocks, randomness, lock ------------------------------------------------------- */
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+#define LOCK() pthread_mutex_lock(&g_mu)
+#define UNLOCK() pthread_mutex_unlock(&g_mu)
+
+static pthread_mutex_t g_rnd_mu = PTHREAD_MUTEX_INITIALIZER;
+static mtci_drbg *g_drbg;
+static int test_rnd(void *ud, uint8_t *out, size_t len) {
+  (void)ud;
+  pthread_mutex_lock(&g_rnd_mu);
+  if (!g_drbg) g_drbg = mtci_drbg_new();
+  int rc = g_drbg ? mtci_drbg_random(g_drbg, out, len) : MTC_ERR_RANDOM;
+  pthread_mutex_unlock(&g_rnd_mu);
+  return rc;
+}
+
+static int g_verbose;
+
+/* ---- TL bodies ------------------------------------------------------------------------- */
+
+typedef struct body {
+  uint8_t b[512];
+  size_t n;
+} body;
+
+static void b_u32(body *b, uint32_t v) {
+  mtci_put_le32(b->b + b->n, v);
+  b->n += 4;
+}
+static void b_i64(body *b, int64_t v) {
+  mtci_put_le64(b->b + b->n, mtci_u64_of(v));
+  b->n += 8;
+}
+static void b_str(body *b, const char *s) { /* short strings only */
+  size_t n = strlen(s);
+  b->b[b->n++] = (uint8_t)n;
+  memcpy(b->b + b->n, s, n);
+  b->n += n;
+  while ((n + 1) % 4) {
+    b->b[b->n++] = 0;
+    n++;
+  }
+}
+
+static body q_nearest(void) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_help_getNearestDc);
+  return b;
+}
+static body q_send_code(void) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_auth_sendCode);
+  b_str(&b, PHONE);
+  b_u32(&b, 12345);
+  b_str(&b, "0123456789abcdef");
+  b_u32(&b, MTC_TL_ID_codeSettings);
+  b_u32(&b, 0);
+  return b;
+}
+static body q_sign_in(const char *hash) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_auth_signIn);
+  b_u32(&b, 1); /* flags.0: phone_code */
+  b_str(&b, PHONE);
+  b_str(&b, hash);
+  b_str(&b, MOCK_DC_LOGIN_CODE);
+  return b;
+}
+static body q_get_file(int64_t offset, int32_t limit) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_upload_getFile);
+  b_u32(&b, 0);
+  b_u32(&b, MTC_TL_ID_inputDocumentFileLocation);
+  b_i64(&b, FILE_ID);
+  b_i64(&b, 0);
+  b_str(&b, "");
+  b_str(&b, "");
+  b_i64(&b, offset);
+  b_u32(&b, (uint32_t)limit);
+  return b;
+}
+static body q_get_self(void) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_users_getUsers);
+  b_u32(&b, MTCI_TL_VECTOR_ID);
+  b_u32(&b, 1);
+  b_u32(&b, MTC_TL_ID_inputUserSelf);
+  return b;
+}
+
+/* ---- the harness: one context in one loop mode --------------------------------------------- */
+
+enum { MODE_RUN = 0, MODE_HOST = 1, MODE_RUNNER = 2 };
+static const char *const k_modes[] = {"run", "host", "runner"};
+
+typedef struct res {
+  int calls;
+  mtc_result_kind kind;
+  int dc_id;
+  int32_t code;
+  char msg[128];
+  int error;
+  uint8_t *data;
+  size_t len;
+  int64_t at;
+} res;
+
+static void res_clear(res *r) {
+  free(r->data);
+  memset(r, 0, sizeof *r);
+}
+
+typedef struct evrec {
+  int type, dc_id, old, media, index, state, reason;
+  uint64_t key_id;
+  int64_t at;
+} evrec;
+
+#define MAX_EVS 4096
+#define MAX_FDS 256
+
+typedef struct harness {
+  int mode;
+  mtc_context *ctx;
+  mtc_runner *runner;
+  int fds[MAX_FDS];
+  unsigned fd_ev[MAX_FDS];
+  int n_fds;
+  int64_t timer_at;
+  int timer_fires;
+  evrec evs[MAX_EVS];
+  size_t n_evs;
+  char *log;
+  size_t log_len, log_cap;
+  char tag[16];
+} harness;
+
+static void cb_watch(void *ud, int fd, unsigned events) {
+  harness *h = ud;
+  for (int i = 0; i < h->n_fds; i++) {
+    if (h->fds[i] != fd) continue;
+    if (events == 0) {
+      h->fds[i] = h->fds[h->n_fds - 1];
+      h->fd_ev[i] = h->fd_ev[h->n_fds - 1];
+      h->n_fds--;
+    } else {
+      h->fd_ev[i] = events;
+    }
+    return;
+  }
+  if (events && h->n_fds < MAX_FDS) {
+    h->fds[h->n_fds] = fd;
+    h->fd_ev[h->n_fds++] = events;
+  }
+}
+
+static void cb_timer(void *ud, int64_t delay) {
+  harness *h = ud;
+  h->timer_at = delay < 0 ? -1 : mono_ms() + delay;
+}
+
+static void cb_event(void *ud, const mtc_event *ev) {
+  harness *h = ud;
+  LOCK();
+  if (h->n_evs < MAX_EVS) {
+    evrec *e = &h->evs[h->n_evs++];
+    e->type = ev->type;
+    e->dc_id = ev->dc_id;
+    e->old = ev->old_dc_id;
+    e->media = ev->media;
+    e->index = ev->index;
+    e->state = ev->state;
+    e->reason = ev->reason;
+    e->key_id = ev->key_id;
+    e->at = mono_ms();
+  }
+  UNLOCK();
+}
+
+static void cb_log(void *ud, mtc_log_level level, const char *line) {
+  harness *h = ud;
+  LOCK();
+  size_t n = strlen(line);
+  if (h->log_len + n + 2 > h->log_cap) {
+    size_t cap = (h->log_cap ? h->log_cap * 2 : 65536) + n + 2;
+    char *p = realloc(h->log, cap);
+    if (p) {
+      h->log = p;
+      h->log_cap = cap;
+    }
+  }
+  if (h->log_len + n + 2 <= h->log_cap) {
+    memcpy(h->log + h->log_len, line, n);
+    h->log_len += n;
+    h->log[h->log_len++] = '\n';
+    h->log[h->log_len] = 0;
+  }
+  if (g_verbose) fprintf(stderr, "    [%s %lld %d] %s\n", h->tag, (long long)(mono_ms() % 100000), level, line);
+  UNLOCK();
+}
+
+static void res_cb(void *ud, const mtc_result *r) {
+  res *x = ud;
+  LOCK();
+  x->calls++;
+  if (x->calls == 1) {
+    x->kind = r->kind;
+    x->dc_id = r->dc_id;
+    x->code = r->rpc_code;
+    x->error = r->error;
+    x->at = mono_ms();
+    if (r->rpc_message) snprintf(x->msg, sizeof x->msg, "%s", r->rpc_message);
+    if (r->len) {
+      x->data = malloc(r->len);
+      if (x->data) memcpy(x->data, r->data, r->len);
+      x->len = r->len;
+    }
+  }
+  UNLOCK();
+}
+
+static void h_step(harness *h, int max_ms) {
+  if (h->mode == MODE_RUN) {
+    (void)mtc_context_run(h->ctx, max_ms);
+    return;
+  }
+  if (h->mode == MODE_RUNNER) {
+    sleep_ms(max_ms < 5 ? max_ms : 5);
+    return;
+  }
+  struct pollfd p[MAX_FDS];
+  int n = h->n_fds;
+  for (int i = 0; i < n; i++) {
+    p[i].fd = h->fds[i];
+    p[i].events = (short)(((h->fd_ev[i] & MTC_IO_READ) ? POLLIN : 0) |
+                          ((h->fd_ev[i] & MTC_IO_WRITE) ? POLLOUT : 0));
+    p[i].revents = 0;
+  }
+  int64_t to = max_ms;
+  if (h->timer_at >= 0) {
+    int64_t d = h->timer_at - mono_ms();
+    if (d < 0) d = 0;
+    if (d < to) to = d;
+  }
+  int r = poll(p, (nfds_t)n, (int)to);
+  for (int i = 0; r > 0 && i < n; i++) {
+    if (!p[i].revents) continue;
+    unsigned e = 0;
+    if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) e |= MTC_IO_READ;
+    if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)) e |= MTC_IO_WRITE;
+    (void)mtc_context_on_io(h->ctx, p[i].fd, e); /* stale fds are ignored by the context */
+  }
+  if (h->timer_at >= 0 && mono_ms() >= h->timer_at) {
+    h->timer_at = -1;
+    h->timer_fires++;
+    (void)mtc_context_on_timeout(h->ctx);
+  }
+}
+
+typedef int (*pred_fn)(harness *h, void *arg);
+
+static int h_wait(harness *h, pred_fn pred, void *arg, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  for (;;) {
+    LOCK();
+    int ok = pred(h, arg);
+    UNLOCK();
+    if (ok) return 1;
+    if (mono_ms() >= end) return 0;
+    h_step(h, 20);
+  }
+}
+
+static int pred_res(harness *h, void *arg) {
+  (void)h;
+  return ((res *)arg)->calls > 0;
+}
+
+static int pred_never(harness *h, void *arg) {
+  (void)h;
+  (void)arg;
+  return 0;
+}
+
+/* Spin the loop for ms. */
+static void h_idle(harness *h, int ms) { (void)h_wait(h, pred_never, NULL, ms); }
+
+/* Run fn(ctx, ud) on the context's thread and wait for it. */
+typedef struct exec_item {
+  void (*fn)(mtc_context *, void *);
+  void *ud;
+  int done;
+} exec_item;
+
+static void exec_tramp(mtc_context *ctx, void *ud) {
+  exec_item *it = ud;
+  it->fn(ctx, it->ud);
+  LOCK();
+  it->done = 1;
+  UNLOCK();
+}
+
+static int h_exec(harness *h, void (*fn)(mtc_context *, void *), void *ud) {
+  if (h->mode != MODE_RUNNER) {
+    fn(h->ctx, ud);
+    return 0;
+  }
+  exec_item it = {fn, ud, 0};
+  if (mtc_runner_submit(h->runner, exec_tramp, &it) != 0) return -1;
+  for (int64_t end = mono_ms() + 10000; mono_ms() < end;) {
+    LOCK();
+    int d = it.done;
+    UNLOCK();
+    if (d) return 0;
+    sleep_ms(1);
+  }
+  return -1;
+}
+
+typedef struct inv {
+  const mtc_invoke_options *opts;
+  const uint8_t *body;
+  size_t len;
+  res *r;
+  uint64_t id;
+  int rc;
+} inv;
+
+static void do_invoke(mtc_context *ctx, void *ud) {
+  inv *v = ud;
+  v->rc = mtc_invoke(ctx, v->opts, v->body, v->len, res_cb, v->r, &v->id);
+}
+
+static int h_invoke(harness *h, const mtc_invoke_options *o, const body *b, res *r, uint64_t *id) {
+  inv v = {o, b->b, b->n, r, 0, MTC_ERR_INTERNAL};
+  if (h_exec(h, do_invoke, &v) != 0) return MTC_ERR_INTERNAL;
+  if (id) *id = v.id;
+  return v.rc;
+}
+
+/* Invoke and wait for the answer; 0 when the callback ran. */
+static int h_call(harness *h, const mtc_invoke_options *o, const body *b, res *r, int timeout_ms) {
+  if (h_invoke(h, o, b, r, NULL) != 0) return -1;
+  return h_wait(h, pred_res, r, timeout_ms) ? 0 : -1;
+}
+
+typedef struct ctr_req {
+  mtc_counters c;
+  char *json;
+} ctr_req;
+
+static void do_counters(mtc_context *ctx, void *ud) {
+  ctr_req *q = ud;
+  q->c.version = MTC_COUNTERS_VERSION;
+  (void)mtc_context_counters(ctx, &q->c);
+  (void)mtc_context_counters_json(ctx, &q->json);
+}
+
+static int h_counters(harness *h, ctr_req *q) {
+  memset(q, 0, sizeof *q);
+  return h_exec(h, do_counters, q);
+}
+
+static const mtc_dc_counters *dc_ctr(const mtc_counters *c, int dc) {
+  for (size_t i = 0; i < c->n_dcs; i++)
+    if (c->dcs[i].dc_id == dc) return &c->dcs[i];
+  return NULL;
+}
+
+static int h_start(harness *h, int mode, const mtc_settings *s, const char *tag) {
+  memset(h, 0, sizeof *h);
+  h->mode = mode;
+  h->timer_at = -1;
+  snprintf(h->tag, sizeof h->tag, "%s", tag);
+  mtc_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  if (mode == MODE_HOST) {
+    cb.watch_fd = cb_watch;
+    cb.set_timer = cb_timer;
+  }
+  cb.on_event = cb_event;
+  cb.on_log = cb_log;
+  int rc = mtc_context_new(&h->ctx, s, &cb, h);
+  if (rc) return rc;
+  if (mode == MODE_RUNNER) {
+    rc = mtc_runner_start(&h->runner, h->ctx);
+    if (rc) {
+      mtc_context_free(h->ctx);
+      h->ctx = NULL;
+    }
+  }
+  return rc;
+}
+
+static void h_stop(harness *h) {
+  if (h->runner) (void)mtc_runner_stop(h->runner);
+  h->runner = NULL;
+  mtc_context_free(h->ctx);
+  h->ctx = NULL;
+}
+
+static void h_free(harness *h) {
+  h_stop(h);
+  free(h->log);
+  h->log = NULL;
+}
+
+static size_t count_events(harness *h, int type, int dc, int state) {
+  size_t n = 0;
+  LOCK();
+  for (size_t i = 0; i < h->n_evs; i++)
+    if (h->evs[i].type == type && (dc == 0 || h->evs[i].dc_id == dc) &&
+        (state == 0 || h->evs[i].state == state))
+      n++;
+  UNLOCK();
+  return n;
+}
+
+/* ---- the mock cluster environment ------------------------------------------------------------ */
+
+typedef struct env {
+  mock_dc_cluster *cl;
+  mtc_dc_address seeds[8];
+  size_t n_seeds;
+  char pems[5][2048];
+  const char *pem_ptrs[5];
+  char dir[64];
+  char state_path[128];
+} env;
+
+static int env_start(env *e, const mock_dc_config *cfg_in) {
+  memset(e, 0, sizeof *e);
+  mock_dc_config cfg;
+  if (cfg_in) cfg = *cfg_in;
+  else memset(&cfg, 0, sizeof cfg);
+  cfg.n_dcs = 5;
+  cfg.rnd = test_rnd;
+  if (mock_dc_cluster_new(&e->cl, &cfg) != 0) return -1;
+  if (mock_dc_cluster_start(e->cl) != 0) return -1;
+  for (int dc = 1; dc <= 5; dc++) {
+    mtc_dc_address *a = &e->seeds[e->n_seeds++];
+    memset(a, 0, sizeof *a);
+    a->dc_id = dc;
+    a->ip = "127.0.0.1";
+    a->port = mock_dc_port(e->cl, dc);
+    size_t pl = 0;
+    if (mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) != 0) return -1;
+    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
+  }
+  snprintf(e->dir, sizeof e->dir, "/tmp/mtc_ctx_XXXXXX");
+  if (!mkdtemp(e->dir)) return -1;
+  snprintf(e->state_path, sizeof e->state_path, "%s/state.json", e->dir);
+  return 0;
+}
+
+static void env_stop(env *e) {
+  mock_dc_cluster_free(e->cl);
+  e->cl = NULL;
+  if (e->dir[0]) {
+    unlink(e->state_path);
+    rmdir(e->dir);
+  }
+}
+
+static void env_settings(env *e, mtc_settings *s) {
+  mtc_settings_default(s);
+  s->api_id = 12345;
+  s->api_hash = "0123456789abcdef";
+  s->device_model = "mtconn test";
+  s->system_version = "Linux";
+  s->app_version = "0.1";
+  s->system_lang_code = "en";
+  s->lang_pack = "";
+  s->lang_code = "en";
+  s->seeds = e->seeds;
+  s->n_seeds = e->n_seeds;
+  s->rsa_keys_pem = e->pem_ptrs;
+  s->n_rsa_keys = 5;
+  s->no_builtin_rsa_keys = 1;
+  s->state_path = e->state_path;
+  s->no_auto_config = 1;
+  s->log_level = MTC_LOG_DEBUG;
+}
+
+static int set_fault(env *e, int dc, const char *spec) {
+  mock_dc_faults f;
+  if (mock_dc_get_faults(e->cl, dc, &f) != 0) return -1;
+  if (mock_dc_faults_parse(spec, &f) != 0) return -1;
+  return mock_dc_set_faults(e->cl, dc, &f);
+}
+
+/* totals.<field> of the mock's counters JSON */
+static long long mock_total(env *e, const char *field) {
+  char *text = mock_dc_counters_json(e->cl);
+  if (!text) return -1;
+  json_t *root = json_loads(text, 0, NULL);
+  free(text);
+  long long v = -1;
+  json_t *f = root ? json_object_get(json_object_get(root, "totals"), field) : NULL;
+  if (f) v = (long long)json_integer_value(f);
+  json_decref(root);
+  return v;
+}
+
+static uint64_t mock_method(env *e, int dc, const char *name) {
+  mock_dc_counters c;
+  if (mock_dc_get_counters(e->cl, dc, &c) != 0) return 0;
+  return mock_dc_counter_name(c.methods, c.n_methods, name);
+}
+
+/* ---- test-side TCP relay ----------------------------------------------------------------------- */
+
+enum { RF_NONE = 0, RF_TRUNCATE, RF_FLIP, RF_RST, RF_INJECT_444 };
+
+typedef struct relay {
+  int lfd;
+  uint16_t port, target;
+  pthread_t th;
+  int running, stop;
+  pthread_mutex_t mu;
+  int fault;
+  size_t arg;
+  int fired, accepted;
+  int socks; /* act as a SOCKS5 server (no auth, CONNECT to 127.0.0.1 only) */
+  int c[16], s[16];
+  int n;
+} relay;
+
+static int recv_all(int fd, uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t r = recv(fd, p, n, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/* SOCKS5 server side (RFC 1928): greeting 05 01 00 -> 05 00; CONNECT
+ * 05 01 00 01 a.b.c.d port -> 05 00 00 01 0.0.0.0:0. Returns the port or 0. */
+static uint16_t socks_accept(int cfd) {
+  uint8_t g[3], req[10];
+  static const uint8_t ok_method[2] = {5, 0};
+  static const uint8_t ok_reply[10] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  if (recv_all(cfd, g, 3) || g[0] != 5 || g[1] != 1 || g[2] != 0) return 0;
+  if (send(cfd, ok_method, 2, MSG_NOSIGNAL) != 2) return 0;
+  if (recv_all(cfd, req, 10) || req[0] != 5 || req[1] != 1 || req[3] != 1) return 0;
+  if (req[4] != 127 || req[5] != 0 || req[6] != 0 || req[7] != 1) return 0;
+  if (send(cfd, ok_reply, 10, MSG_NOSIGNAL) != 10) return 0;
+  return (uint16_t)(req[8] << 8 | req[9]);
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static void relay_drop(relay *r, int i, int rst) {
+  if (rst) {
+    struct linger lg = {1, 0};
+    setsockopt(r->c[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  close(r->c[i]);
+  close(r->s[i]);
+  r->c[i] = r->c[r->n - 1];
+  r->s[i] = r->s[r->n - 1];
+  r->n--;
+}
+
+static void *relay_main(void *arg) {
+  relay *r = arg;
+  static __thread uint8_t buf[1 << 16];
+  while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+    struct pollfd p[33];
+    int np = 0;
+    p[np].fd = r->lfd;
+    p[np++].events = POLLIN;
+    for (int i = 0; i < r->n; i++) {
+      p[np].fd = r->c[i];
+      p[np++].events = POLLIN;
+      p[np].fd = r->s[i];
+      p[np++].events = POLLIN;
+    }
+    if (poll(p, (nfds_t)np, 20) <= 0) continue;
+    if (p[0].revents & POLLIN) {
+      int cfd = accept(r->lfd, NULL, NULL);
+      if (cfd >= 0) {
+        uint16_t target = r->socks ? socks_accept(cfd) : r->target;
+        int sfd = target ? socket(AF_INET, SOCK_STREAM, 0) : -1;
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(target);
+        sa.sin_addr.s_addr = htonl(0x7f000001);
+        if (sfd < 0 || connect(sfd, (struct sockaddr *)&sa, sizeof sa) != 0 || r->n >= 16) {
+          close(cfd);
+          if (sfd >= 0) close(sfd);
+        } else {
+          int one = 1;
+          setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          r->c[r->n] = cfd;
+          r->s[r->n++] = sfd;
+          pthread_mutex_lock(&r->mu);
+          r->accepted++;
+          pthread_mutex_unlock(&r->mu);
+        }
+      }
+      continue; /* the pair table changed: poll again */
+    }
+    for (int i = 0; i < r->n; i++) {
+      short ce = p[1 + 2 * i].revents, se = p[2 + 2 * i].revents;
+      if (ce & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = recv(r->c[i], buf, sizeof buf, 0);
+        if (n <= 0) {
+          relay_drop(r, i, 0);
+          break;
+        }
+        pthread_mutex_lock(&r->mu);
+        int rst = r->fault == RF_RST;
+        if (rst) {
+          r->fault = RF_NONE;
+          r->fired++;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (rst || send_all(r->s[i], buf, (size_t)n) != 0) {
+          relay_drop(r, i, rst);
+          break;
+        }
+      }
+      if (se & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = recv(r->s[i], buf, sizeof buf, 0);
+        if (n <= 0) {
+          relay_drop(r, i, 0);
+          break;
+        }
+        size_t len = (size_t)n;
+        int cut = 0;
+        pthread_mutex_lock(&r->mu);
+        if (r->fault == RF_TRUNCATE) {
+          if (len > r->arg) {
+            len = r->arg;
+            cut = 1;
+            r->fault = RF_NONE;
+            r->fired++;
+          } else {
+            r->arg -= len;
+          }
+        } else if (r->fault == RF_FLIP) {
+          if (len > r->arg) {
+            buf[r->arg] ^= 0x5a;
+            r->fault = RF_NONE;
+            r->fired++;
+          } else {
+            r->arg -= len;
+          }
+        } else if (r->fault == RF_INJECT_444) {
+          static const uint8_t e444[8] = {4, 0, 0, 0, 0x44, 0xfe, 0xff, 0xff};
+          memcpy(buf, e444, sizeof e444);
+          len = sizeof e444;
+          cut = 1;
+          r->fault = RF_NONE;
+          r->fired++;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (send_all(r->c[i], buf, len) != 0 || cut) {
+          relay_drop(r, i, 0);
+          break;
+        }
+      }
+    }
+  }
+  while (r->n) relay_drop(r, 0, 0);
+  return NULL;
+}
+
+static int relay_start(relay *r, uint16_t target) {
+  memset(r, 0, sizeof *r);
+  pthread_mutex_init(&r->mu, NULL);
+  r->target = target;
+  r->socks = target == 0; /* no fixed target: a SOCKS5 server */
+  r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  if (r->lfd < 0) return -1;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t sl = sizeof sa;
+  if (bind(r->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(r->lfd, 16) != 0 ||
+      getsockname(r->lfd, (struct sockaddr *)&sa, &sl) != 0)
+    return -1;
+  r->port = ntohs(sa.sin_port);
+  if (pthread_create(&r->th, NULL, relay_main, r) != 0) return -1;
+  r->running = 1;
+  return 0;
+}
+
+static void relay_stop(relay *r) {
+  if (r->running) {
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(r->th, NULL);
+  }
+  if (r->lfd >= 0) close(r->lfd);
+  pthread_mutex_destroy(&r->mu);
+}
+
+static void relay_arm(relay *r, int fault, size_t arg) {
+  pthread_mutex_lock(&r->mu);
+  r->fault = fault;
+  r->arg = arg;
+  pthread_mutex_unlock(&r->mu);
+}
+
+static int relay_get(relay *r, int *accepted) {
+  pthread_mutex_lock(&r->mu);
+  int f = r->fired;
+  if (accepted) *accepted = r->accepted;
+  pthread_mutex_unlock(&r->mu);
+  return f;
+}
+
+/* ---- the script DC ------------------------------------------------------------------------------ */
+
+typedef struct sdc {
+  mock_loop *loop;
+  uint16_t port;
+  mock_session *ms;
+  char script[8][48]; /* "420 FLOOD_WAIT_1"; "" = answer normally */
+  int n_script, next;
+  int handshakes, queries, conns, answered;
+} sdc;
+
+typedef struct sdc_conn {
+  sdc *d;
+  mtci_codec codec;
+  int have_codec;
+  mock_auth_server *auth;
+} sdc_conn;
+
+static int sdc_handler(void *ud, const mock_query *q, mtci_tl_writer *out) {
+  sdc *d = ud;
+  d->queries++;
+  if (q->method != MTC_TL_ID_fn_help_getNearestDc) {
+    mock_rpc_error(out, 400, "INPUT_METHOD_INVALID");
+    return MOCK_ANSWER;
+  }
+  if (d->next < d->n_script && d->script[d->next][0]) {
+    const char *line = d->script[d->next++];
+    mock_rpc_error(out, (int32_t)atoi(line), strchr(line, ' ') + 1);
+    return MOCK_ANSWER;
+  }
+  if (d->next < d->n_script) d->next++;
+  d->answered++;
+  mtci_tl_write_u32(out, MTC_TL_ID_nearestDc);
+  mtci_tl_write_bytes(out, "ZZ", 2);
+  mtci_tl_write_int(out, 2);
+  mtci_tl_write_int(out, 2);
+  return MOCK_ANSWER;
+}
+
+static void sdc_send(sdc_conn *sc, mock_conn *c, const uint8_t *p, size_t n) {
+  size_t cap = n + 8 + 16;
+  uint8_t *buf = malloc(cap);
+  if (!buf) return;
+  memcpy(buf + 8, p, n);
+  size_t off = 0, flen = 0;
+  if (mtci_codec_encode(&sc->codec, buf, cap, 8, n, 0, &off, &flen) == 0)
+    (void)mock_conn_send(c, buf + off, flen);
+  free(buf);
+}
+
+static void sdc_frame(sdc_conn *sc, mock_conn *c, const uint8_t *p, size_t n) {
+  sdc *d = sc->d;
+  static const uint8_t e404[4] = {0x6c, 0xfe, 0xff, 0xff};
+  if (n >= 8 && mtci_le64(p) == 0) {
+    if (!sc->auth) {
+      mock_auth_config ac;
+      memset(&ac, 0, sizeof ac);
+      ac.rsa_pem = mock_test_key_pem(0); /* = mock DC 1's key, which the client knows */
+      ac.rsa_pem_len = strlen(ac.rsa_pem);
+      ac.rnd = test_rnd;
+      if (mock_auth_new(&sc->auth, &ac) != 0) return;
+    }
+    uint8_t out[1024];
+    size_t ol = 0;
+    if (mock_auth_feed_envelope(sc->auth, p, n, (double)wall_ms() / 1000.0, out, sizeof out, &ol) != 0) {
+      sdc_send(sc, c, e404, 4);
+      return;
+    }
+    sdc_send(sc, c, out, ol);
+    mock_auth_result ar;
+    if (mock_auth_done(sc->auth, &ar)) {
+      mock_session_config mc;
+      memset(&mc, 0, sizeof mc);
+      memcpy(mc.auth_key, ar.auth_key, sizeof mc.auth_key);
+      mc.salt = ar.server_salt;
+      mc.require_init = 1;
+      mc.handler = sdc_handler;
+      mc.handler_ud = d;
+      mc.rnd = test_rnd;
+      mock_session_free(d->ms);
+      d->ms = NULL;
+      if (mock_session_new(&d->ms, &mc) == 0) d->handshakes++;
+      mtci_zeroize(&mc, sizeof mc);
+      mtci_zeroize(&ar, sizeof ar);
+      mock_auth_free(sc->auth);
+      sc->auth = NULL;
+    }
+    return;
+  }
+  if (!d->ms || mock_session_feed(d->ms, wall_ms(), p, n) != 0) {
+    sdc_send(sc, c, e404, 4);
+    return;
+  }
+  mtci_tl_writer w;
+  mtci_tl_writer_init(&w, 0);
+  for (int guard = 0; guard < 1000; guard++) {
+    mtci_tl_writer_reset(&w);
+    if (mock_session_pop(d->ms, wall_ms(), &w) != 1) break;
+    sdc_send(sc, c, mtci_tl_writer_data(&w), w.len);
+  }
+  mtci_tl_writer_free(&w);
+}
+
+static void sdc_on_data(mock_conn *c, void *ud) {
+  sdc_conn *sc = ud;
+  size_t n = 0;
+  const uint8_t *p0 = mock_conn_data(c, &n);
+  if (!n) return;
+  uint8_t *p = malloc(n);
+  if (!p) return;
+  memcpy(p, p0, n);
+  if (!sc->have_codec) {
+    mtci_codec_kind k;
+    if (mtci_codec_detect(p, n, &k) != 1) {
+      free(p);
+      return;
+    }
+    mtci_codec_init(&sc->codec, k, MTCI_CODEC_F_SERVER | MTCI_CODEC_F_TAG, test_rnd, NULL);
+    sc->have_codec = 1;
+  }
+  mock_conn_consume(c, n);
+  size_t off = 0;
+  while (off < n) {
+    size_t used = 0;
+    mtci_frame fr;
+    int r = mtci_codec_feed(&sc->codec, p + off, n - off, &used, &fr);
+    if (r < 0) {
+      mock_conn_close(c);
+      break;
+    }
+    off += used;
+    if (r == 0) break;
+    if (fr.type == MTCI_FRAME_DATA) sdc_frame(sc, c, fr.data, fr.len);
+  }
+  free(p);
+}
+
+static void sdc_on_close(mock_conn *c, void *ud, int reason) {
+  (void)c;
+  (void)reason;
+  sdc_conn *sc = ud;
+  mtci_codec_free(&sc->codec);
+  mock_auth_free(sc->auth);
+  free(sc);
+}
+
+static const mock_conn_handler k_sdc_handler = {NULL, sdc_on_data, NULL, sdc_on_close};
+
+static void sdc_accept(mock_loop *l, mock_conn *c, void *ud) {
+  (void)l;
+  sdc_conn *sc = calloc(1, sizeof *sc);
+  if (!sc) {
+    mock_conn_close(c);
+    return;
+  }
+  sc->d = ud;
+  sc->d->conns++;
+  mock_conn_set_handler(c, &k_sdc_handler, sc);
+}
+
+static int sdc_start(sdc *d) {
+  memset(d, 0, sizeof *d);
+  if (mock_loop_new(&d->loop) != 0) return -1;
+  if (mock_loop_listen(d->loop, 0, sdc_accept, d, &d->port) <= 0) return -1;
+  return mock_loop_start_thread(d->loop);
+}
+
+static void sdc_stop(sdc *d) {
+  if (!d->loop) return;
+  mock_loop_stop_thread(d->loop);
+  mock_loop_free(d->loop);
+  mock_session_free(d->ms);
+  d->loop = NULL;
+}
+
+static void sdc_script(sdc *d, const char *const *lines, int n) {
+  mock_loop_lock(d->loop);
+  for (int i = 0; i < n && i < 8; i++) snprintf(d->script[i], sizeof d->script[i], "%s", lines[i]);
+  d->n_script = n;
+  d->next = 0;
+  mock_loop_unlock(d->loop);
+}
+
+/* ---- shared checks ----------------------------------------------------------------------------- */
+
+#define REQ(cond)                                                                                  \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
+      return -1;                                                                                   \
+    }                                                                                              \
+  } while (0)
+
+static int parse_hash(const res *r, char *out, size_t cap) {
+  mtc_tl_object *o = NULL;
+  if (mtc_tl_parse(r->data, r->len, &o) != 0 || !o || o->id != MTC_TL_ID_auth_sentCode) {
+    mtc_tl_object_free(o);
+    return -1;
+  }
+  const mtc_tl_auth_sentCode *sc = (const mtc_tl_auth_sentCode *)o;
+  int ok = sc->phone_code_hash.len < cap;
+  if (ok) {
+    memcpy(out, sc->phone_code_hash.data, sc->phone_code_hash.len);
+    out[sc->phone_code_hash.len] = 0;
+  }
+  mtc_tl_object_free(o);
+  return ok ? 0 : -1;
+}
+
+/* sendCode on the main DC (2: PHONE_MIGRATE_5 follows) and signIn. */
+static int login(harness *h) {
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_send_code();
+  REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+  REQ(r.dc_id == 5);
+  char hash[64];
+  REQ(parse_hash(&r, hash, sizeof hash) == 0);
+  res_clear(&r);
+  q = q_sign_in(hash);
+  REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_auth_authorization);
+  res_clear(&r);
+  return 0;
+}
+
+/* upload.file bytes must equal the mock document at offset. */
+static int check_part(const res *r, int64_t offset, size_t len) {
+  mtc_tl_object *o = NULL;
+  REQ(r->kind == MTC_RESULT_OK);
+  REQ(mtc_tl_parse(r->data, r->len, &o) == 0 && o && o->id == MTC_TL_ID_upload_file);
+  const mtc_tl_upload_file *f = (const mtc_tl_upload_file *)o;
+  int ok = f->bytes.len == len;
+  uint8_t *want = malloc(len);
+  if (ok && want) {
+    mock_dc_file_content(FILE_ID, (uint64_t)offset, want, len);
+    ok = memcmp(want, f->bytes.data, len) == 0;
+  }
+  free(want);
+  mtc_tl_object_free(o);
+  REQ(ok);
+  return 0;
+}
+
+/* Download the 1 MiB document in 4 parts: the first for the main DC
+ * (FILE_MIGRATE_1 + authorization transfer), the rest to the DC it came from. */
+static int download(harness *h, int first_main) {
+  const int32_t part = 256 * 1024;
+  res r[4];
+  memset(r, 0, sizeof r);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = first_main ? MTC_TARGET_MAIN : MTC_TARGET_DC;
+  o.dc_id = first_main ? 0 : 1;
+  body q = q_get_file(0, part);
+  REQ(h_call(h, &o, &q, &r[0], WAIT_MS) == 0);
+  REQ(r[0].calls == 1 && r[0].dc_id == 1);
+  REQ(check_part(&r[0], 0, (size_t)part) == 0);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = r[0].dc_id;
+  for (int i = 1; i < 4; i++) {
+    body qi = q_get_file((int64_t)i * part, part);
+    REQ(h_invoke(h, &o, &qi, &r[i], NULL) == 0);
+  }
+  for (int i = 1; i < 4; i++) {
+    REQ(h_wait(h, pred_res, &r[i], WAIT_MS));
+    REQ(r[i].calls == 1);
+    REQ(check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
+  }
+  for (int i = 0; i < 4; i++) res_clear(&r[i]);
+  return 0;
+}
+
+static void hex_of(const uint8_t *p, size_t n, char *out, int upper) {
+  const char *d = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = d[p[i] >> 4];
+    out[2 * i + 1] = d[p[i] & 15];
+  }
+  out[2 * n] = 0;
+}
+
+static void b64_of(const uint8_t *p, size_t n, char *out) {
+  static const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                 (i + 2 < n ? p[i + 2] : 0);
+    out[o++] = t[v >> 18 & 63];
+    out[o++] = t[v >> 12 & 63];
+    out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+    out[o++] = i + 2 < n ? t[v & 63] : '=';
+  }
+  out[o] = 0;
+}
+
+/* No auth key from the state file appears in the log, in hex (any 8-byte
+ * window, either case) or base64 (any 16-character window). Returns the
+ * number of keys checked, or -1 on a leak. */
+static int check_no_keys_in_log(const char *state_path, const char *log) {
+  static mtci_state st;
+  REQ(mtci_store_load(state_path, &st, NULL, 0) == 0);
+  int keys = 0;
+  for (int i = 0; i < st.n_dcs; i++) {
+    if (!st.dcs[i].has_perm) continue;
+    keys++;
+    const uint8_t *k = st.dcs[i].perm_key;
+    char hx[2 * 8 + 1], b64[400];
+    for (int off = 0; off + 8 <= MTCI_STATE_KEY_LEN; off++) {
+      for (int up = 0; up < 2; up++) {
+        hex_of(k + off, 8, hx, up);
+        if (strstr(log, hx)) {
+          fprintf(stderr, "  key bytes of dc %d in the log (hex at %d)\n", st.dcs[i].dc_id, off);
+          mtci_state_clear(&st);
+          return -1;
+        }
+      }
+    }
+    b64_of(k, MTCI_STATE_KEY_LEN, b64);
+    for (size_t off = 0; off + 16 <= strlen(b64); off += 4) {
+      char w[17];
+      memcpy(w, b64 + off, 16);
+      w[16] = 0;
+      if (strstr(log, w)) {
+        fprintf(stderr, "  key bytes of dc %d in the log (base64)\n", st.dcs[i].dc_id);
+        mtci_state_clear(&st);
+        return -1;
+      }
+    }
+  }
+  mtci_state_clear(&st);
+  return keys;
+}
+
+/* ---- login flow with the connection budget, then restart ----------------------------------------- */
+
+static int login_flow(int mode) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.no_auto_config = 0; /* the real thing: help.getConfig once on the first main DC */
+  harness h;
+  int64_t t0 = mono_ms();
+  REQ(h_start(&h, mode, &s, k_modes[mode]) == 0);
+  REQ(login(&h) == 0);
+  REQ(mtc_context_main_dc(h.ctx) == 5);
+  REQ(download(&h, 1) == 0);
+  int64_t t1 = mono_ms();
+  ctr_req c;
+  REQ(h_counters(&h, &c) == 0);
+  long long tcp = mock_total(&e, "tcp_accepted"), hs = mock_total(&e, "handshakes_perm");
+  fprintf(stderr, "    [%s] first login + 1 MiB download: %lld ms, %llu connects (mock accepted %lld), "
+                  "%llu perm keys (mock %lld), %llu HTTP requests\n",
+          k_modes[mode], (long long)(t1 - t0), (unsigned long long)c.c.connects_started, tcp,
+          (unsigned long long)c.c.handshakes_perm, hs, (unsigned long long)c.c.http_requests);
+  if (g_verbose && c.json) fprintf(stderr, "    counters: %s\n", c.json);
+  REQ(tcp == 3 && hs == 3);
+  REQ(c.c.connects_started == 3 && c.c.handshakes_perm == 3 && c.c.connects_failed == 0);
+  REQ(c.c.http_requests == 0 && c.c.dns_queries == 0);
+  REQ(dc_ctr(&c.c, 2)->connects_by_reason[MTC_REASON_MAIN] == 1);
+  REQ(dc_ctr(&c.c, 5)->connects_by_reason[MTC_REASON_MIGRATE] == 1);
+  REQ(dc_ctr(&c.c, 1)->connects_by_reason[MTC_REASON_MIGRATE] == 1);
+  REQ(dc_ctr(&c.c, 1)->auth_imports == 1);
+  REQ(c.json && strstr(c.json, "\"http_requests\":0"));
+  free(c.json);
+  REQ(mock_method(&e, 5, "auth.exportAuthorization") == 1);
+  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
+  REQ(mock_method(&e, 2, "help.getConfig") == 1);
+  REQ(count_events(&h, MTC_EVENT_AUTH_KEY_CREATED, 0, 0) == 3);
+  REQ(count_events(&h, MTC_EVENT_MAIN_DC_CHANGED, 5, 0) == 1);
+  REQ(count_events(&h, MTC_EVENT_STATE_CHANGED, 0, 0) >= 1);
+  if (mode == MODE_HOST) {
+    /* idle with three open connections: the timer must not spin */
+    int fires = h.timer_fires;
+    h_idle(&h, 1500);
+    fprintf(stderr, "    [host] idle 1.5 s: %d timer callbacks\n", h.timer_fires - fires);
+    REQ(h.timer_fires - fires <= 5);
+  }
+  h_stop(&h);
+  /* the saved keys never reached a log line */
+  LOCK();
+  int keys = check_no_keys_in_log(e.state_path, h.log ? h.log : "");
+  UNLOCK();
+  REQ(keys == 3);
+  REQ(h.log_len > 0);
+  free(h.log);
+
+  /* restart: no handshake, no second authorization transfer */
+  harness h2;
+  REQ(h_start(&h2, mode, &s, k_modes[mode]) == 0);
+  REQ(mtc_context_main_dc(h2.ctx) == 5);
+  REQ(mtc_context_is_authorized(h2.ctx, 5) == 1 && mtc_context_is_authorized(h2.ctx, 1) == 1);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_get_self();
+  REQ(h_call(&h2, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  res_clear(&r);
+  REQ(download(&h2, 0) == 0);
+  REQ(h_counters(&h2, &c) == 0);
+  free(c.json);
+  fprintf(stderr, "    [%s] restart with state: %llu handshakes, %llu connects\n", k_modes[mode],
+          (unsigned long long)c.c.handshakes_perm, (unsigned long long)c.c.connects_started);
+  REQ(c.c.handshakes_perm == 0 && c.c.connects_started == 2);
+  REQ(mock_total(&e, "handshakes_perm") == 3);
+  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
+  REQ(mock_method(&e, 2, "help.getConfig") == 1); /* the saved config is still fresh */
+  h_free(&h2);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(login_run) { CHECK(login_flow(MODE_RUN) == 0); }
+TEST(login_host) { CHECK(login_flow(MODE_HOST) == 0); }
+TEST(login_runner) { CHECK(login_flow(MODE_RUNNER) == 0); }
+
+/* ---- migrate variants and FLOOD_WAIT (script DC as DC 2) ----------------------------------------- */
+
+typedef struct script_env {
+  env e;
+  sdc d;
+  mtc_settings s;
+} script_env;
+
+static int script_start(script_env *x) {
+  REQ(env_start(&x->e, NULL) == 0);
+  REQ(sdc_start(&x->d) == 0);
+  x->e.seeds[1].port = x->d.port; /* DC 2 is the script DC */
+  env_settings(&x->e, &x->s);
+  x->s.obfuscate = 0; /* the script DC reads plain framing */
+  return 0;
+}
+
+static void script_stop(script_env *x) {
+  sdc_stop(&x->d);
+  env_stop(&x->e);
+}
+
+static void do_set_main2(mtc_context *ctx, void *ud) {
+  (void)ud;
+  (void)mtc_context_set_main_dc(ctx, 2);
+}
+
+static int migrate_case(harness *h, script_env *x, const char *err, int want_dc, int want_main) {
+  const char *lines[1] = {err};
+  sdc_script(&x->d, lines, 1);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
+  h_idle(h, 50);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+  REQ(r.dc_id == want_dc);
+  REQ(mtc_context_main_dc(h->ctx) == want_main);
+  res_clear(&r);
+  REQ(h_exec(h, do_set_main2, NULL) == 0);
+  return 0;
+}
+
+static int migrate_variants(int mode) {
+  script_env x;
+  REQ(script_start(&x) == 0);
+  harness h;
+  REQ(h_start(&h, mode, &x.s, "migrate") == 0);
+  REQ(migrate_case(&h, &x, "303 USER_MIGRATE_3", 3, 3) == 0);
+  REQ(count_events(&h, MTC_EVENT_MAIN_DC_CHANGED, 3, 0) == 1);
+  REQ(migrate_case(&h, &x, "303 NETWORK_MIGRATE_4", 4, 4) == 0);
+  REQ(migrate_case(&h, &x, "303 STATS_MIGRATE_1", 1, 2) == 0);
+  REQ(migrate_case(&h, &x, "303 PHONE_MIGRATE_3", 3, 3) == 0);
+  /* the app asked for the errors */
+  const char *lines[1] = {"303 USER_MIGRATE_4"};
+  sdc_script(&x.d, lines, 1);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.flags = MTC_INVOKE_NO_MIGRATE;
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_RPC_ERROR && r.code == 303 && strcmp(r.msg, "USER_MIGRATE_4") == 0);
+  REQ(mtc_context_main_dc(h.ctx) == 2);
+  res_clear(&r);
+  /* a migration loop ends with MTC_ERR_MIGRATE_LOOP, not a storm */
+  const char *loop[8] = {"303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2",
+                         "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2",
+                         "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2"};
+  sdc_script(&x.d, loop, 8);
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_MIGRATE_LOOP);
+  res_clear(&r);
+  REQ(x.d.handshakes == 1);
+  h_free(&h);
+  script_stop(&x);
+  return 0;
+}
+
+TEST(migrate_variants) { CHECK(migrate_variants(MODE_RUN) == 0); }
+
+static int flood_wait(int mode) {
+  script_env x;
+  REQ(script_start(&x) == 0);
+  x.s.flood_wait_auto_s = 2;
+  harness h;
+  REQ(h_start(&h, mode, &x.s, "flood") == 0);
+  /* below the threshold: waited out and resent, one answer */
+  const char *l1[2] = {"420 FLOOD_WAIT_1", ""};
+  sdc_script(&x.d, l1, 2);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  int64_t t0 = mono_ms();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  int64_t dt = r.at - t0;
+  h_idle(&h, 100);
+  fprintf(stderr, "    FLOOD_WAIT_1 waited out: answer after %lld ms\n", (long long)dt);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  REQ(dt >= 1000 && dt < 4000);
+  res_clear(&r);
+  /* above the threshold: the app gets it at once */
+  const char *l2[1] = {"420 FLOOD_WAIT_30"};
+  sdc_script(&x.d, l2, 1);
+  t0 = mono_ms();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  dt = r.at - t0;
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_RPC_ERROR && r.code == 420);
+  REQ(strcmp(r.msg, "FLOOD_WAIT_30") == 0 && dt < 1000);
+  res_clear(&r);
+  /* MTC_INVOKE_NO_FLOOD_WAIT: delivered even when short */
+  const char *l3[1] = {"420 FLOOD_WAIT_1"};
+  sdc_script(&x.d, l3, 1);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.flags = MTC_INVOKE_NO_FLOOD_WAIT;
+  REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_RPC_ERROR && strcmp(r.msg, "FLOOD_WAIT_1") == 0);
+  res_clear(&r);
+  ctr_req c;
+  REQ(h_counters(&h, &c) == 0);
+  REQ(dc_ctr(&c.c, 2)->flood_waits == 1);
+  free(c.json);
+  h_free(&h);
+  script_stop(&x);
+  return 0;
+}
+
+TEST(flood_wait) { CHECK(flood_wait(MODE_RUN) == 0); }
+TEST(flood_wait_host) { CHECK(flood_wait(MODE_HOST) == 0); }
+
+/* ---- transport errors ------------------------------------------------------------------------------ */
+
+static int key_404(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "404") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  REQ(set_fault(&e, 2, "transport_404_once=1") == 0);
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  h_idle(&h, 100);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  res_clear(&r);
+  REQ(count_events(&h, MTC_EVENT_AUTH_KEY_DROPPED, 2, 0) == 1);
+  REQ(count_events(&h, MTC_EVENT_AUTH_KEY_CREATED, 2, 0) == 2);
+  REQ(count_events(&h, MTC_EVENT_SESSION_RECREATED, 2, 0) == 1);
+  mock_dc_counters mc;
+  REQ(mock_dc_get_counters(e.cl, 2, &mc) == 0);
+  REQ(mc.handshakes_perm == 2 && mc.transport_404 == 1);
+  h_free(&h);
+  /* the new key was saved: a restart needs no handshake */
+  REQ(h_start(&h, MODE_RUN, &s, "404b") == 0);
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  REQ(mock_dc_get_counters(e.cl, 2, &mc) == 0);
+  REQ(mc.handshakes_perm == 2);
+  h_free(&h);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(key_404) { CHECK(key_404() == 0); }
+
+/* Times of CONN_STATE events with this state for dc. */
+static size_t event_times(harness *h, int dc, int state, int64_t *out, size_t cap) {
+  size_t n = 0;
+  LOCK();
+  for (size_t i = 0; i < h->n_evs && n < cap; i++)
+    if (h->evs[i].type == MTC_EVENT_CONN_STATE && h->evs[i].dc_id == dc && h->evs[i].state == state)
+      out[n++] = h->evs[i].at;
+  UNLOCK();
+  return n;
+}
+
+static int flood_429(void) {
+  mock_dc_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.faults[1].flood_connects = 1; /* DC 2: a 2nd connect within 2 s gets -429 */
+  cfg.faults[1].flood_window_ms = 2000;
+  env e;
+  REQ(env_start(&e, &cfg) == 0);
+  relay rl;
+  REQ(relay_start(&rl, mock_dc_port(e.cl, 2)) == 0);
+  e.seeds[1].port = rl.port;
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "429") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  relay_arm(&rl, RF_RST, 0); /* reset the working connection: the replacement gets -429 */
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  int64_t t[8];
+  size_t n = event_times(&h, 2, MTC_CONN_CONNECTING, t, 8);
+  REQ(n == 3); /* first, replacement (-429), the one after the back-off */
+  int64_t gap = t[2] - t[1];
+  fprintf(stderr, "    -429: next connect %lld ms after the flood answer (normal first retry 1000 ms)\n",
+          (long long)gap);
+  REQ(gap >= 2900);
+  mock_dc_counters mc;
+  REQ(mock_dc_get_counters(e.cl, 2, &mc) == 0);
+  REQ(mc.transport_429 == 1);
+  ctr_req c;
+  REQ(h_counters(&h, &c) == 0);
+  REQ(c.json && strstr(c.json, "(-309)"));
+  free(c.json);
+  h_free(&h);
+  relay_stop(&rl);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(flood_429) { CHECK(flood_429() == 0); }
+
+static int backoff_refused(void) {
+  mock_dc_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.faults[2].refuse_seed = 1; /* DC 3 refuses connections */
+  env e;
+  REQ(env_start(&e, &cfg) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.max_connect_attempts = 3;
+  harness h;
+  REQ(h_start(&h, MODE_HOST, &s, "refused") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 3;
+  body q = q_nearest();
+  REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
+  h_idle(&h, 300);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_CONNECT);
+  res_clear(&r);
+  int64_t t[8];
+  size_t n = event_times(&h, 3, MTC_CONN_CONNECTING, t, 8);
+  REQ(n == 3);
+  fprintf(stderr, "    refused: retries after %lld and %lld ms, then FAILED\n", (long long)(t[1] - t[0]),
+          (long long)(t[2] - t[1]));
+  REQ(t[1] - t[0] >= 950 && t[1] - t[0] < 1500);
+  REQ(t[2] - t[1] >= 1950 && t[2] - t[1] < 2600);
+  REQ(count_events(&h, MTC_EVENT_CONN_STATE, 3, MTC_CONN_FAILED) == 1);
+  /* nothing more happens until new work arrives */
+  h_idle(&h, 1500);
+  REQ(event_times(&h, 3, MTC_CONN_CONNECTING, t, 8) == 3);
+  ctr_req c;
+  REQ(h_counters(&h, &c) == 0);
+  REQ(dc_ctr(&c.c, 3)->connects_failed == 3 && dc_ctr(&c.c, 3)->connects_started == 3);
+  free(c.json);
+  h_free(&h);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(backoff_refused) { CHECK(backoff_refused() == 0); }
+
+/* ---- liveness with the stall switch ------------------------------------------------------------------ */
+
+typedef struct live_job {
+  int pending; /* 1: a request waits; 0: idle */
+  int64_t measured, bound;
+  int rc;
+} live_job;
+
+static int pred_reconnecting_dead(harness *h, void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < h->n_evs; i++)
+    if (h->evs[i].type == MTC_EVENT_CONN_STATE && h->evs[i].state == MTC_CONN_RECONNECTING &&
+        h->evs[i].reason == MTC_ERR_SESSION_DEAD)
+      return 1;
+  return 0;
+}
+
+static int live_run(live_job *j) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  if (!j->pending) s.ping_interval_ms = 1000;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, j->pending ? "stall+req" : "stall idle") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  h_idle(&h, 200);
+  REQ(set_fault(&e, 2, "stall=1") == 0);
+  int64_t t0 = mono_ms();
+  if (j->pending) REQ(h_invoke(&h, NULL, &q, &r, NULL) == 0);
+  REQ(h_wait(&h, pred_reconnecting_dead, NULL, 25000));
+  int64_t t1 = 0;
+  LOCK();
+  for (size_t i = 0; i < h.n_evs; i++)
+    if (h.evs[i].type == MTC_EVENT_CONN_STATE && h.evs[i].state == MTC_CONN_RECONNECTING && !t1)
+      t1 = h.evs[i].at;
+  UNLOCK();
+  j->measured = t1 - t0;
+  j->bound = j->pending ? 10000 : 1000 + 15000;
+  /* the replacement connection starts at once */
+  int64_t tc[8];
+  size_t nc = event_times(&h, 2, MTC_CONN_CONNECTING, tc, 8);
+  REQ(nc >= 2 && tc[1] - t1 < 500);
+  REQ(set_fault(&e, 2, "stall=0") == 0);
+  if (j->pending) {
+    REQ(h_wait(&h, pred_res, &r, WAIT_MS));
+    h_idle(&h, 200);
+    REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+    res_clear(&r);
+  }
+  h_free(&h);
+  env_stop(&e);
+  REQ(j->measured <= j->bound);
+  return 0;
+}
+
+static void *live_thread(void *arg) {
+  live_job *j = arg;
+  j->rc = live_run(j);
+  return NULL;
+}
+
+TEST(liveness_stall) {
+  live_job a = {1, 0, 0, -1}, b = {0, 0, 0, -1};
+  pthread_t ta, tb;
+  CHECK(pthread_create(&ta, NULL, live_thread, &a) == 0);
+  CHECK(pthread_create(&tb, NULL, live_thread, &b) == 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  fprintf(stderr, "    stall with a request pending: dead and replaced after %lld ms (bound %lld)\n",
+          (long long)a.measured, (long long)a.bound);
+  fprintf(stderr, "    stall while idle (ping every 1 s): dead and replaced after %lld ms (bound %lld)\n",
+          (long long)b.measured, (long long)b.bound);
+  CHECK(a.rc == 0);
+  CHECK(b.rc == 0);
+}
+
+/* ---- reset / truncated / corrupted byte / salt on every framing ---------------------------------------- */
+
+static int framing_faults(mtc_transport tr) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  relay rl;
+  REQ(relay_start(&rl, mock_dc_port(e.cl, 2)) == 0);
+  e.seeds[1].port = rl.port;
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.transport = tr;
+  s.obfuscate = tr != MTC_TRANSPORT_FULL;
+  harness h;
+  char tag[16];
+  snprintf(tag, sizeof tag, "framing %d", (int)tr);
+  REQ(h_start(&h, MODE_RUN, &s, tag) == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  int flip_err = tr == MTC_TRANSPORT_FULL ? MTC_ERR_FRAME_CRC : MTC_ERR_SESSION_MSG_KEY;
+  const struct {
+    int fault;
+    size_t arg;
+    const char *name;
+    int err1, err2; /* the reconnect reason(s) expected */
+  } faults[] = {{RF_RST, 0, "reset", MTC_ERR_IO_RESET, MTC_ERR_TRANSPORT_CLOSED},
+                {RF_TRUNCATE, 20, "truncated", MTC_ERR_FRAME_TRUNCATED, MTC_ERR_FRAME_TRUNCATED},
+                {RF_FLIP, 30, "corrupted byte", flip_err, flip_err}};
+  for (size_t i = 0; i < 3; i++) {
+    h_idle(&h, 150);
+    int acc0 = 0;
+    int before = relay_get(&rl, &acc0);
+    size_t rec0 = count_events(&h, MTC_EVENT_CONN_STATE, 2, MTC_CONN_RECONNECTING);
+    relay_arm(&rl, faults[i].fault, faults[i].arg);
+    REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+    h_idle(&h, 200);
+    int acc = 0;
+    int fired = relay_get(&rl, &acc) - before;
+    int reason = 0;
+    LOCK();
+    for (size_t k = 0; k < h.n_evs; k++)
+      if (h.evs[k].type == MTC_EVENT_CONN_STATE && h.evs[k].state == MTC_CONN_RECONNECTING)
+        reason = h.evs[k].reason;
+    UNLOCK();
+    size_t rec = count_events(&h, MTC_EVENT_CONN_STATE, 2, MTC_CONN_RECONNECTING) - rec0;
+    if (r.calls != 1 || r.kind != MTC_RESULT_OK || fired != 1 || rec != 1 || acc != acc0 + 1 ||
+        (reason != faults[i].err1 && reason != faults[i].err2))
+      fprintf(stderr, "  transport %d, %s: calls %d kind %d fired %d reconnects %zu reason %d\n",
+              (int)tr, faults[i].name, r.calls, (int)r.kind, fired, rec, reason);
+    REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && fired == 1);
+    REQ(rec == 1 && acc == acc0 + 1);
+    REQ(reason == faults[i].err1 || reason == faults[i].err2);
+    res_clear(&r);
+  }
+  /* the server closes on a frame (mock switch close_after_frames): answered once */
+  h_idle(&h, 150);
+  REQ(set_fault(&e, 2, "close_after_frames=2") == 0);
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(set_fault(&e, 2, "close_after_frames=0") == 0);
+  h_idle(&h, 300);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  /* bad_server_salt twice (mock switch): resent, answered once, same connection */
+  int acc0 = 0;
+  (void)relay_get(&rl, &acc0);
+  REQ(set_fault(&e, 2, "wrong_salt=2") == 0);
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  h_idle(&h, 200);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  int acc1 = 0;
+  (void)relay_get(&rl, &acc1);
+  REQ(acc1 == acc0);
+  REQ(count_events(&h, MTC_EVENT_AUTH_KEY_CREATED, 2, 0) == 1);
+  /* an answer the server never sends ends with the request's own timeout */
+  REQ(set_fault(&e, 2, "drop_method=help.getNearestDc") == 0);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = 700;
+  REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
+  h_idle(&h, 200);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_TIMEOUT);
+  res_clear(&r);
+  h_free(&h);
+  relay_stop(&rl);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(faults_abridged) { CHECK(framing_faults(MTC_TRANSPORT_ABRIDGED) == 0); }
+TEST(faults_intermediate) { CHECK(framing_faults(MTC_TRANSPORT_INTERMEDIATE) == 0); }
+TEST(faults_padded) { CHECK(framing_faults(MTC_TRANSPORT_PADDED) == 0); }
+TEST(faults_full) { CHECK(framing_faults(MTC_TRANSPORT_FULL) == 0); }
+
+/* ---- new address sets never reset a healthy connection; -444 refreshes ---------------------------------- */
+
+static int pred_config(harness *h, void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < h->n_evs; i++)
+    if (h->evs[i].type == MTC_EVENT_CONFIG_UPDATED) return 1;
+  return 0;
+}
+
+static int config_keeps_conn(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  relay rl;
+  REQ(relay_start(&rl, mock_dc_port(e.cl, 2)) == 0);
+  e.seeds[1].port = rl.port; /* DC 2 reached through the relay: not in getConfig's list */
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.no_auto_config = 0;
+  s.obfuscate = 0; /* so the relay can inject a plain -444 frame */
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "config") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  REQ(h_wait(&h, pred_config, NULL, WAIT_MS));
+  /* DC 2's address set changed under the connection: it stays */
+  for (int i = 0; i < 3; i++) {
+    REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+    res_clear(&r);
+  }
+  int acc = 0;
+  (void)relay_get(&rl, &acc);
+  REQ(acc == 1);
+  REQ(mock_total(&e, "tcp_accepted") == 1);
+  REQ(count_events(&h, MTC_EVENT_CONN_STATE, 2, MTC_CONN_CONNECTING) == 1);
+  /* -444 on it: the endpoint is marked failing and the config asked again */
+  uint64_t cfg_calls = mock_method(&e, 2, "help.getConfig");
+  relay_arm(&rl, RF_INJECT_444, 0);
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  h_idle(&h, 300);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  res_clear(&r);
+  REQ(mock_method(&e, 2, "help.getConfig") == cfg_calls + 1);
+  (void)relay_get(&rl, &acc);
+  REQ(acc == 1); /* the reconnect went to the healthy config address, not the failing relay */
+  REQ(mock_total(&e, "tcp_accepted") == 2);
+  h_free(&h);
+  relay_stop(&rl);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(config_keeps_connection) { CHECK(config_keeps_conn() == 0); }
+
+/* ---- cancel, free with pending requests ------------------------------------------------------------------ */
+
+typedef struct cancel_probe {
+  harness *h;
+  res r;
+  int invoke_rc;
+} cancel_probe;
+
+static void cb_invoke_again(void *ud, const mtc_result *r) {
+  cancel_probe *p = ud;
+  res_cb(&p->r, r);
+  /* from inside a CANCELLED callback during free: refused */
+  body q = q_nearest();
+  res dummy;
+  memset(&dummy, 0, sizeof dummy);
+  p->invoke_rc = mtc_invoke(p->h->ctx, NULL, q.b, q.n, res_cb, &dummy, NULL);
+}
+
+typedef struct cancel_call {
+  uint64_t id;
+  int rc;
+  int calls_before, calls_after;
+  res *r;
+} cancel_call;
+
+static void do_cancel(mtc_context *ctx, void *ud) {
+  cancel_call *c = ud;
+  LOCK();
+  c->calls_before = c->r->calls;
+  UNLOCK();
+  c->rc = mtc_cancel(ctx, c->id);
+  LOCK();
+  c->calls_after = c->r->calls;
+  UNLOCK();
+}
+
+/* Runner: submissions from another thread, free after stop. */
+typedef struct runner_inv {
+  cancel_probe *p;
+  const mtc_invoke_options *o;
+  const body *q;
+  int rc;
+} runner_inv;
+
+static void do_invoke_probe(mtc_context *ctx, void *ud) {
+  runner_inv *a = ud;
+  a->rc = mtc_invoke(ctx, a->o, a->q->b, a->q->n, cb_invoke_again, a->p, NULL);
+}
+
+static int cancel_and_free(int mode) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, mode, &s, "cancel") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+  res_clear(&r);
+  REQ(set_fault(&e, 2, "drop_method=help.getNearestDc") == 0);
+  /* cancel: the callback runs before mtc_cancel returns, exactly once */
+  uint64_t id = 0;
+  REQ(h_invoke(&h, NULL, &q, &r, &id) == 0 && id != 0);
+  h_idle(&h, 200);
+  cancel_call cc = {id, -1, -1, -1, &r};
+  REQ(h_exec(&h, do_cancel, &cc) == 0);
+  REQ(cc.rc == 0 && cc.calls_before == 0 && cc.calls_after == 1);
+  REQ(r.kind == MTC_RESULT_CANCELLED && r.error == MTC_ERR_CANCELLED);
+  cc.calls_before = cc.calls_after = -1;
+  REQ(h_exec(&h, do_cancel, &cc) == 0);
+  REQ(cc.rc == MTC_ERR_REQUEST_UNKNOWN && r.calls == 1);
+  h_idle(&h, 300);
+  REQ(r.calls == 1);
+  res_clear(&r);
+  /* free with requests pending: every callback gets CANCELLED once, and
+   * mtc_invoke from inside those callbacks is refused */
+  REQ(set_fault(&e, 3, "drop_method=help.getNearestDc") == 0);
+  cancel_probe p[3];
+  memset(p, 0, sizeof p);
+  mtc_invoke_options o3;
+  memset(&o3, 0, sizeof o3);
+  o3.target = MTC_TARGET_DC;
+  o3.dc_id = 3;
+  for (int i = 0; i < 3; i++) {
+    p[i].h = &h;
+    p[i].invoke_rc = 1;
+    runner_inv a = {&p[i], i == 2 ? &o3 : NULL, &q, -1};
+    REQ(h_exec(&h, do_invoke_probe, &a) == 0 && a.rc == 0);
+  }
+  h_idle(&h, 300);
+  LOCK();
+  int pending = p[0].r.calls + p[1].r.calls + p[2].r.calls;
+  UNLOCK();
+  REQ(pending == 0);
+  h_stop(&h);
+  for (int i = 0; i < 3; i++) {
+    REQ(p[i].r.calls == 1 && p[i].r.kind == MTC_RESULT_CANCELLED);
+    REQ(p[i].invoke_rc == MTC_ERR_CLOSED);
+    res_clear(&p[i].r);
+  }
+  h_free(&h);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(cancel_and_free_run) { CHECK(cancel_and_free(MODE_RUN) == 0); }
+TEST(cancel_and_free_host) { CHECK(cancel_and_free(MODE_HOST) == 0); }
+
+static int runner_free_pending(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  REQ(set_fault(&e, 2, "drop_method=help.getNearestDc") == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUNNER, &s, "runner") == 0);
+  body q = q_nearest();
+  cancel_probe p[2];
+  memset(p, 0, sizeof p);
+  for (int i = 0; i < 2; i++) {
+    p[i].h = &h;
+    runner_inv a = {&p[i], NULL, &q, -1};
+    REQ(h_exec(&h, do_invoke_probe, &a) == 0 && a.rc == 0);
+  }
+  sleep_ms(300);
+  REQ(mtc_runner_stop(h.runner) == 0);
+  h.runner = NULL;
+  LOCK();
+  int pending = p[0].r.calls + p[1].r.calls;
+  UNLOCK();
+  REQ(pending == 0);
+  mtc_context_free(h.ctx);
+  h.ctx = NULL;
+  for (int i = 0; i < 2; i++) {
+    REQ(p[i].r.calls == 1 && p[i].r.kind == MTC_RESULT_CANCELLED && p[i].invoke_rc == MTC_ERR_CLOSED);
+    res_clear(&p[i].r);
+  }
+  h_free(&h);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(runner_free_pending) { CHECK(runner_free_pending() == 0); }
+
+/* mtc_context_free from inside a result callback: deferred to the end of
+ * the outermost call; the other pending request is cancelled once. */
+typedef struct free_probe {
+  mtc_context **ctx;
+  res r;
+} free_probe;
+
+static void cb_free_ctx(void *ud, const mtc_result *r) {
+  free_probe *p = ud;
+  res_cb(&p->r, r);
+  mtc_context_free(*p->ctx);
+  /* still usable until this callback returns: mtc_invoke is refused */
+  body q = q_nearest();
+  res dummy;
+  memset(&dummy, 0, sizeof dummy);
+  if (mtc_invoke(*p->ctx, NULL, q.b, q.n, res_cb, &dummy, NULL) != MTC_ERR_CLOSED) p->r.calls += 100;
+}
+
+static int free_from_callback(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  REQ(set_fault(&e, 3, "drop_method=help.getNearestDc") == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  mtc_context *ctx = NULL;
+  REQ(mtc_context_new(&ctx, &s, NULL, NULL) == 0);
+  body q = q_nearest();
+  res other;
+  memset(&other, 0, sizeof other);
+  mtc_invoke_options o3;
+  memset(&o3, 0, sizeof o3);
+  o3.target = MTC_TARGET_DC;
+  o3.dc_id = 3;
+  REQ(mtc_invoke(ctx, &o3, q.b, q.n, res_cb, &other, NULL) == 0);
+  free_probe p;
+  memset(&p, 0, sizeof p);
+  p.ctx = &ctx;
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, cb_free_ctx, &p, NULL) == 0);
+  for (int64_t end = mono_ms() + WAIT_MS; p.r.calls == 0 && mono_ms() < end;)
+    (void)mtc_context_run(ctx, 20); /* the context is gone once the callback ran */
+  REQ(p.r.calls == 1 && p.r.kind == MTC_RESULT_OK);
+  REQ(other.calls == 1 && other.kind == MTC_RESULT_CANCELLED);
+  res_clear(&p.r);
+  res_clear(&other);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(free_from_callback) { CHECK(free_from_callback() == 0); }
+
+/* ---- persistence refusals ------------------------------------------------------------------------------------ */
+
+static int read_file(const char *path, char *buf, size_t cap, size_t *len, struct stat *st) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, cap);
+  fstat(fd, st);
+  close(fd);
+  if (n < 0) return -1;
+  *len = (size_t)n;
+  return 0;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0) return -1;
+  ssize_t w = write(fd, text, strlen(text));
+  fchmod(fd, mode);
+  close(fd);
+  return w == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static int bad_state(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  static const char *const texts[] = {
+      "{\"format\":\"mtconn-state\",\"version\":1,\"test_dcs\":false", /* truncated */
+      "not json at all",
+      "{\"format\":\"mtconn-state\",\"version\":7}",                    /* a future version */
+  };
+  static const int codes[] = {MTC_ERR_STORE_CORRUPT, MTC_ERR_STORE_CORRUPT, MTC_ERR_STORE_VERSION};
+  for (int i = 0; i < 3; i++) {
+    REQ(write_file(e.state_path, texts[i], 0600) == 0);
+    char before[512], after[512];
+    size_t lb = 0, la = 0;
+    struct stat sb, sa;
+    REQ(read_file(e.state_path, before, sizeof before, &lb, &sb) == 0);
+    sleep_ms(20);
+    harness h;
+    int rc = h_start(&h, MODE_RUN, &s, "badstate");
+    REQ(rc == codes[i]);
+    REQ(h.ctx == NULL);
+    REQ(h.log && strstr(h.log, "refusing to start"));
+    REQ(read_file(e.state_path, after, sizeof after, &la, &sa) == 0);
+    REQ(la == lb && memcmp(before, after, lb) == 0);
+    REQ(sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec == sb.st_mtim.tv_nsec);
+    REQ(sa.st_ino == sb.st_ino);
+    free(h.log);
+  }
+  /* readable by others: refused too */
+  {
+    harness h;
+    harness h0;
+    REQ(unlink(e.state_path) == 0);
+    REQ(h_start(&h0, MODE_RUN, &s, "fresh") == 0); /* fresh start, then save a real state */
+    res r;
+    memset(&r, 0, sizeof r);
+    body q = q_nearest();
+    REQ(h_call(&h0, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
+    res_clear(&r);
+    h_free(&h0);
+    REQ(chmod(e.state_path, 0644) == 0);
+    REQ(h_start(&h, MODE_RUN, &s, "perm") == MTC_ERR_STORE_PERMISSIONS);
+    free(h.log);
+    REQ(chmod(e.state_path, 0600) == 0);
+    /* a state of the production DCs does not load into a test-DC context */
+    s.test_dcs = 1;
+    REQ(h_start(&h, MODE_RUN, &s, "cluster") == MTC_ERR_STATE_MISMATCH);
+    free(h.log);
+  }
+  env_stop(&e);
+  return 0;
+}
+
+TEST(bad_state_file) { CHECK(bad_state() == 0); }
+
+/* ---- persistence through the host's callbacks ------------------------------------------------------------- */
+
+typedef struct mem_store {
+  char *json;
+  size_t len;
+  int saves, loads;
+  int fail_load;
+} mem_store;
+
+static mem_store g_store;
+
+static int cb_load(void *ud, char *buf, size_t cap, size_t *len) {
+  (void)ud;
+  g_store.loads++;
+  if (g_store.fail_load) return g_store.fail_load;
+  if (!g_store.json) return MTC_ERR_STORE_NOT_FOUND;
+  if (g_store.len > cap) return MTC_ERR_STORE_TOO_LARGE;
+  memcpy(buf, g_store.json, g_store.len);
+  *len = g_store.len;
+  return 0;
+}
+
+static int cb_save(void *ud, const char *json, size_t len) {
+  (void)ud;
+  char *p = malloc(len);
+  if (!p) return MTC_ERR_NOMEM;
+  memcpy(p, json, len);
+  free(g_store.json);
+  g_store.json = p;
+  g_store.len = len;
+  g_store.saves++;
+  return 0;
+}
+
+static int state_callbacks(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  mtc_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.load_state = cb_load;
+  cb.save_state = cb_save;
+  memset(&g_store, 0, sizeof g_store);
+  for (int round = 0; round < 2; round++) {
+    mtc_context *ctx = NULL;
+    REQ(mtc_context_new(&ctx, &s, &cb, NULL) == 0);
+    res r;
+    memset(&r, 0, sizeof r);
+    body q = q_nearest();
+    REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &r, NULL) == 0);
+    for (int64_t end = mono_ms() + WAIT_MS; r.calls == 0 && mono_ms() < end;) mtc_context_run(ctx, 20);
+    REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
+    res_clear(&r);
+    mtc_context_free(ctx);
+  }
+  REQ(g_store.loads == 2 && g_store.saves >= 1);
+  REQ(g_store.json && strstr(g_store.json, "\"mtconn-state\""));
+  REQ(mock_total(&e, "handshakes_perm") == 1); /* the second context reused the saved key */
+  /* a load error other than NOT_FOUND stops creation, and nothing is saved */
+  int saves = g_store.saves;
+  g_store.fail_load = MTC_ERR_STORE_IO;
+  mtc_context *ctx = NULL;
+  REQ(mtc_context_new(&ctx, &s, &cb, NULL) == MTC_ERR_STORE_IO && ctx == NULL);
+  REQ(g_store.saves == saves);
+  free(g_store.json);
+  memset(&g_store, 0, sizeof g_store);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(state_callbacks) { CHECK(state_callbacks() == 0); }
+
+/* ---- media connections: capped, opened for work, closed when idle ----------------------------------------------- */
+
+static int media_cap(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.media_connections_per_dc = 2;
+  s.idle_close_ms = 400;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "media") == 0);
+  REQ(login(&h) == 0);
+  const int32_t part = 128 * 1024;
+  res r[6];
+  memset(r, 0, sizeof r);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_MEDIA;
+  o.dc_id = 1;
+  for (int i = 0; i < 6; i++) {
+    body qi = q_get_file((int64_t)i * part, part);
+    REQ(h_invoke(&h, &o, &qi, &r[i], NULL) == 0);
+  }
+  for (int i = 0; i < 6; i++) {
+    REQ(h_wait(&h, pred_res, &r[i], WAIT_MS));
+    REQ(r[i].calls == 1 && r[i].dc_id == 1);
+    REQ(check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
+    res_clear(&r[i]);
+  }
+  mock_dc_counters mc;
+  REQ(mock_dc_get_counters(e.cl, 1, &mc) == 0);
+  fprintf(stderr, "    media: 6 parts over %llu connections to DC 1 (media cap 2)\n",
+          (unsigned long long)mc.tcp_accepted);
+  REQ(mc.tcp_accepted == 2 && mc.handshakes_perm == 1);
+  /* every part met 401 AUTH_KEY_UNREGISTERED once; one transfer served them all */
+  REQ(mock_method(&e, 5, "auth.exportAuthorization") == 1);
+  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
+  REQ(mock_dc_counter_name(mc.errors, mc.n_errors, "401 AUTH_KEY_UNREGISTERED") >= 1);
+  REQ(mtc_context_is_authorized(h.ctx, 1) == 1);
+  REQ(count_events(&h, MTC_EVENT_CONN_STATE, 1, MTC_CONN_READY) >= 2);
+  h_idle(&h, 1200);
+  size_t closed = 0;
+  LOCK();
+  for (size_t i = 0; i < h.n_evs; i++)
+    if (h.evs[i].type == MTC_EVENT_CONN_STATE && h.evs[i].dc_id == 1 && h.evs[i].media &&
+        h.evs[i].state == MTC_CONN_CLOSED)
+      closed++;
+  UNLOCK();
+  REQ(closed >= 1);
+  REQ(mock_dc_conn_count(e.cl, 5) >= 1); /* the main DC's connection stays */
+  h_free(&h);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(media_connections) { CHECK(media_cap() == 0); }
+
+/* ---- through the mock MTProxy (ee: fake-TLS) --------------------------------------------------------------------- */
+
+static int via_proxy(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mock_loop *l = NULL;
+  REQ(mock_loop_new(&l) == 0);
+  mock_proxy_dc pdcs[5];
+  for (int i = 0; i < 5; i++) {
+    pdcs[i].dc = i + 1;
+    pdcs[i].port = mock_dc_port(e.cl, i + 1);
+  }
+  mock_proxy_config pc;
+  memset(&pc, 0, sizeof pc);
+  for (int i = 0; i < 16; i++) pc.secret[i] = (uint8_t)(0xa0 + i);
+  pc.tls_domain = "example.com";
+  pc.dcs = pdcs;
+  pc.n_dcs = 5;
+  pc.rnd = test_rnd;
+  mock_proxy *px = NULL;
+  REQ(mock_proxy_new(l, &pc, &px) == 0);
+  REQ(mock_loop_start_thread(l) == 0);
+  char link[256], hex[64];
+  hex_of(pc.secret, 16, hex, 0);
+  snprintf(link, sizeof link, "tg://proxy?server=127.0.0.1&port=%u&secret=ee%s%s",
+           (unsigned)mock_proxy_port(px), hex, "6578616d706c652e636f6d"); /* "example.com" */
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = link;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "proxy") == 0);
+  REQ(login(&h) == 0);
+  mock_proxy_stats ps;
+  mock_loop_lock(l);
+  mock_proxy_stats_get(px, &ps);
+  mock_loop_unlock(l);
+  fprintf(stderr, "    MTProxy ee: %llu proxy connections, %llu fake-TLS hellos, %llu rejects\n",
+          (unsigned long long)ps.accepted, (unsigned long long)ps.tls_hellos_ok,
+          (unsigned long long)(ps.rejects[MOCK_PROXY_REJ_TLS_DIGEST] + ps.rejects[MOCK_PROXY_REJ_UNKNOWN_DC]));
+  REQ(ps.accepted == 2 && ps.tls_hellos_ok == 2 && ps.handshakes_ok == 2);
+  REQ(mock_total(&e, "tcp_accepted") == 2);
+  h_free(&h);
+  mock_loop_stop_thread(l);
+  mock_proxy_free(px);
+  mock_loop_free(l);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(mtproxy_ee) { CHECK(via_proxy() == 0); }
+
+static int via_socks(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  relay rl;
+  REQ(relay_start(&rl, 0) == 0); /* target 0: SOCKS5 mode */
+  char link[128];
+  snprintf(link, sizeof link, "tg://socks?server=127.0.0.1&port=%u", (unsigned)rl.port);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = link;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "socks") == 0);
+  REQ(login(&h) == 0);
+  int acc = 0;
+  (void)relay_get(&rl, &acc);
+  fprintf(stderr, "    SOCKS5: %d proxy connections\n", acc);
+  REQ(acc == 2 && mock_total(&e, "tcp_accepted") == 2);
+  h_free(&h);
+  relay_stop(&rl);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(socks5) { CHECK(via_socks() == 0); }
+
+/* ---- API argument checks ---------------------------------------------------------------------------------------- */
+
+static void noop_cb(void *ud, const mtc_result *r) {
+  (void)ud;
+  (void)r;
+}
+
+TEST(api_args) {
+  env e;
+  CHECK(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  mtc_context *ctx = NULL;
+  CHECK_EQ_INT(mtc_context_new(NULL, &s, NULL, NULL), MTC_ERR_INVALID_ARG);
+  CHECK_EQ_INT(mtc_context_new(&ctx, NULL, NULL, NULL), MTC_ERR_INVALID_ARG);
+  mtc_settings b = s;
+  b.version = 99;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_VERSION);
+  b = s;
+  b.pfs = 1;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_UNSUPPORTED);
+  b = s;
+  b.transport = MTC_TRANSPORT_FULL; /* obfuscate = 1 from the defaults */
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  b = s;
+  b.transport = (mtc_transport)9;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  b = s;
+  b.media_connections_per_dc = 9;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  b = s;
+  b.proxy = "tg://proxy?server=proxy.example.com&port=443&secret=00112233445566778899aabbccddeeff";
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_PROXY_HOST);
+  b = s;
+  b.proxy = "tg://proxy?server=127.0.0.1&port=0&secret=00";
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  mtc_dc_address bad_seed = {2, "127.0.0.1", 0, 0, NULL, 0};
+  b = s;
+  b.seeds = &bad_seed;
+  b.n_seeds = 1;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  const char *bad_pem[1] = {"-----BEGIN RSA PUBLIC KEY-----\nAAAA\n-----END RSA PUBLIC KEY-----\n"};
+  b = s;
+  b.rsa_keys_pem = bad_pem;
+  b.n_rsa_keys = 1;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  b = s;
+  b.n_rsa_keys = 0; /* no built-in keys either */
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  char longs[300];
+  memset(longs, 'x', sizeof longs - 1);
+  longs[sizeof longs - 1] = 0;
+  b = s;
+  b.device_model = longs;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  CHECK(ctx == NULL);
+
+  /* defaults: built-in seeds and keys are usable */
+  mtc_settings d;
+  mtc_settings_default(&d);
+  CHECK_EQ_INT(d.transport, MTC_TRANSPORT_INTERMEDIATE);
+  CHECK_EQ_INT(d.obfuscate, 1);
+  CHECK_EQ_INT(d.main_dc, 2);
+  CHECK_EQ_INT(d.media_connections_per_dc, 2);
+  CHECK_EQ_INT(mtc_context_new(&ctx, &d, NULL, NULL), 0);
+  CHECK_EQ_INT(mtc_context_main_dc(ctx), 2);
+  CHECK_EQ_INT(mtc_context_save(ctx), MTC_ERR_UNSUPPORTED);
+  mtc_context_free(ctx);
+  ctx = NULL;
+
+  CHECK_EQ_INT(mtc_context_new(&ctx, &s, NULL, NULL), 0);
+  body q = q_nearest();
+  uint64_t id = 77;
+  CHECK_EQ_INT(mtc_invoke(ctx, NULL, q.b, 3, noop_cb, NULL, &id), MTC_ERR_INVALID_ARG);
+  CHECK_EQ_INT(id, 0);
+  CHECK_EQ_INT(mtc_invoke(ctx, NULL, q.b, q.n, NULL, NULL, &id), MTC_ERR_INVALID_ARG);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 0;
+  CHECK_EQ_INT(mtc_invoke(ctx, &o, q.b, q.n, noop_cb, NULL, &id), MTC_ERR_DC_UNKNOWN);
+  o.dc_id = 1000;
+  CHECK_EQ_INT(mtc_invoke(ctx, &o, q.b, q.n, noop_cb, NULL, &id), MTC_ERR_DC_UNKNOWN);
+  o.target = (mtc_target)7;
+  CHECK_EQ_INT(mtc_invoke(ctx, &o, q.b, q.n, noop_cb, NULL, &id), MTC_ERR_INVALID_ARG);
+  CHECK_EQ_INT(mtc_cancel(ctx, 12345), MTC_ERR_REQUEST_UNKNOWN);
+  CHECK_EQ_INT(mtc_context_run(ctx, 0), 0);
+  CHECK_EQ_INT(mtc_context_on_io(ctx, -1, MTC_IO_READ), MTC_ERR_INVALID_ARG);
+  CHECK_EQ_INT(mtc_context_set_main_dc(ctx, 0), MTC_ERR_DC_UNKNOWN);
+  CHECK_EQ_INT(mtc_context_set_authorized(ctx, 2, 1), MTC_ERR_DC_UNKNOWN); /* no key yet */
+  mtc_counters c;
+  memset(&c, 0, sizeof c);
+  c.version = 2;
+  CHECK_EQ_INT(mtc_context_counters(ctx, &c), MTC_ERR_VERSION);
+  CHECK_EQ_INT(mtc_context_next_timeout_ms(ctx), -1); /* nothing to do yet */
+  CHECK(strcmp(mtc_context_api_hash(ctx), "0123456789abcdef") == 0);
+  CHECK_EQ_INT(mtc_context_api_id(ctx), 12345);
+  /* a generated request object */
+  mtc_tl_fn_help_getNearestDc nd;
+  memset(&nd, 0, sizeof nd);
+  nd.base.id = MTC_TL_ID_fn_help_getNearestDc;
+  res r;
+  memset(&r, 0, sizeof r);
+  CHECK_EQ_INT(mtc_invoke_object(ctx, NULL, &nd.base, res_cb, &r, &id), 0);
+  CHECK(id != 0);
+  for (int64_t end = mono_ms() + WAIT_MS; r.calls == 0 && mono_ms() < end;) mtc_context_run(ctx, 20);
+  CHECK(r.calls == 1 && r.kind == MTC_RESULT_OK && r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_nearestDc);
+  res_clear(&r);
+  /* HOST-mode calls on an OWN-mode context */
+  mtc_runner *rn = NULL;
+  CHECK_EQ_INT(mtc_runner_start(&rn, ctx), 0);
+  CHECK_EQ_INT(mtc_context_run(ctx, 0), MTC_ERR_IO_BUSY); /* the runner owns it */
+  CHECK_EQ_INT(mtc_runner_stop(rn), 0);
+  mtc_context_free(ctx);
+  mtc_context_free(NULL);
+  env_stop(&e);
+}
+
+static void cleanup(void) {
+  mtci_drbg_free(g_drbg);
+  g_drbg = NULL;
+}
+
+int main(int argc, char **argv) {
+  g_verbose = getenv("MTC_TEST_VERBOSE") != NULL;
+  atexit(cleanup);
+  static const struct test_case cases[] = {
+      CASE(api_args),        CASE(login_run),           CASE(login_host),
+      CASE(login_runner),    CASE(migrate_variants),    CASE(flood_wait),
+      CASE(flood_wait_host), CASE(key_404),             CASE(flood_429),
+      CASE(backoff_refused), CASE(faults_abridged),     CASE(faults_intermediate),
+      CASE(faults_padded),   CASE(faults_full),         CASE(config_keeps_connection),
+      CASE(cancel_and_free_run), CASE(cancel_and_free_host), CASE(runner_free_pending), CASE(free_from_callback),
+      CASE(bad_state_file),  CASE(state_callbacks),     CASE(media_connections),   CASE(mtproxy_ee), CASE(socks5),
+      CASE(liveness_stall),
+  };
+  int passed = 0, failed = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (argc > 1 && !strstr(cases[i].name, argv[1])) continue;
+    int f = 0;
+    int64_t t0 = mono_ms();
+    cases[i].fn(&f);
+    fprintf(stderr, "%s %s (%lld ms)\n", f ? "FAIL" : "ok  ", cases[i].name, (long long)(mono_ms() - t0));
+    if (f) failed++;
+    else passed++;
+  }
+  printf("context: %d passed, %d failed\n", passed, failed);
+  return failed ? 1 : (passed ? 0 : 1);
+}
