@@ -17,23 +17,9 @@
 struct mtc_runner {
   mtci_runner r; /* first member */
   mtc_context *ctx;
-  /* The runner thread, recorded by the thread itself: mtci_runner_on_thread
-   * can be false during the thread's first round (it marks the runner
-   * started only after pthread_create returned). */
-  pthread_t self;
-  int self_set; /* atomic */
 };
 
-static void runner_note_self(mtc_runner *r) {
-  if (!__atomic_load_n(&r->self_set, __ATOMIC_ACQUIRE)) {
-    r->self = pthread_self();
-    __atomic_store_n(&r->self_set, 1, __ATOMIC_RELEASE);
-  }
-}
-
-static int runner_is_self(const mtc_runner *r) {
-  return r && __atomic_load_n(&r->self_set, __ATOMIC_ACQUIRE) && pthread_equal(r->self, pthread_self());
-}
+static int runner_is_self(const mtc_runner *r) { return r && mtci_runner_on_thread(&r->r); }
 
 /* ---- io ops ---------------------------------------------------------------------- */
 
@@ -282,7 +268,6 @@ typedef struct runner_item {
 
 static int runner_run_once(void *target, int max_ms) {
   mtc_context *ctx = target;
-  runner_note_self(ctx->runner);
   if (ctx->depth > 0) return MTC_ERR_IO_BUSY;
   return run_round(ctx, max_ms);
 }
@@ -291,7 +276,6 @@ static mtci_poller *runner_poller(void *target) { return &((mtc_context *)target
 static void runner_tramp(void *target, void *ud) {
   runner_item it = *(runner_item *)ud;
   free(ud);
-  runner_note_self(((mtc_context *)target)->runner);
   it.fn(target, it.ud);
 }
 

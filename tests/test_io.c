@@ -1030,6 +1030,38 @@ TEST(runner_error_stops_loop) {
   CHECK_EQ_INT(atomic_load(&pd.counter), 0);
 }
 
+/* The runner knows its own thread from the very first round: the thread
+ * marks itself, since r->thread is written only when pthread_create returns,
+ * possibly after the new thread has started working. */
+static mtci_runner *first_round_runner;
+static atomic_int first_round_on_thread = 2; /* 2: not run yet */
+
+static int first_round_run_once(void *t, int max_ms) {
+  target *tg = t;
+  if (atomic_fetch_add(&tg->rounds, 1) == 0)
+    atomic_store(&first_round_on_thread, mtci_runner_on_thread(first_round_runner));
+  return mtci_poller_run(&tg->p, max_ms < 10 ? max_ms : 10) < 0 ? -1 : 0;
+}
+
+TEST(runner_on_thread_from_first_round) {
+  static target tg;
+  static mtci_runner r;
+  for (int run = 0; run < 20; run++) {
+    memset(&tg, 0, sizeof tg);
+    atomic_init(&tg.rounds, 0);
+    atomic_store(&first_round_on_thread, 2);
+    first_round_runner = &r;
+    CHECK_EQ_INT(mtci_poller_init(&tg.p, NULL), 0);
+    mtci_runner_target t = {first_round_run_once, target_poller, &tg};
+    CHECK_EQ_INT(mtci_runner_start(&r, &t, 0), 0);
+    for (int i = 0; i < 400 && atomic_load(&first_round_on_thread) == 2; i++) sleep_ms(1);
+    CHECK(!mtci_runner_on_thread(&r)); /* this is not the runner thread */
+    CHECK_EQ_INT(mtci_runner_stop(&r), 0);
+    mtci_poller_free(&tg.p);
+    CHECK_EQ_INT(atomic_load(&first_round_on_thread), 1);
+  }
+}
+
 TEST(runner_bad_start) {
   mtci_runner r;
   rec_host h;
@@ -1075,4 +1107,4 @@ TEST_MAIN("io", CASE(clock_realtime_and_monotonic), CASE(sock_connect_ipv4),
           CASE(poller_wakeup_from_thread), CASE(runner_submissions_fifo_once),
           CASE(runner_submit_wakes_poll), CASE(runner_stop_runs_pending),
           CASE(runner_submit_during_drain_not_delayed), CASE(runner_error_stops_loop),
-          CASE(runner_bad_start), CASE(error_texts))
+          CASE(runner_on_thread_from_first_round), CASE(runner_bad_start), CASE(error_texts))

@@ -27,8 +27,14 @@ static void drain(mtci_runner *r, size_t limit) {
   }
 }
 
+/* The runner this thread runs, set by the thread itself before anything
+ * else: r->thread is only written when pthread_create returns, which may be
+ * after the new thread has started working. */
+static _Thread_local const mtci_runner *current_runner;
+
 static void *runner_main(void *arg) {
   mtci_runner *r = arg;
+  current_runner = r;
   int err = 0;
   for (;;) {
     pthread_mutex_lock(&r->mu);
@@ -119,7 +125,7 @@ int mtci_runner_submit(mtci_runner *r, mtci_runner_fn fn, void *ud) {
 
 int mtci_runner_stop(mtci_runner *r) {
   if (!r || !r->started) return 0;
-  if (pthread_equal(pthread_self(), r->thread)) return MTC_ERR_IO_BUSY;
+  if (current_runner == r) return MTC_ERR_IO_BUSY;
   pthread_mutex_lock(&r->mu);
   r->stopping = 1;
   pthread_mutex_unlock(&r->mu);
@@ -143,5 +149,5 @@ int mtci_runner_error(mtci_runner *r) {
 }
 
 int mtci_runner_on_thread(const mtci_runner *r) {
-  return r && r->started && pthread_equal(pthread_self(), r->thread);
+  return r && current_runner == r;
 }
