@@ -11,6 +11,7 @@
 int mtcb_crypto(int argc, char **argv);
 int mtcb_transport(int argc, char **argv);
 int mtcb_session(int argc, char **argv);
+int mtcb_context(int argc, char **argv);
 
 static const struct {
   const char *name;
@@ -20,6 +21,7 @@ static const struct {
     {"crypto", mtcb_crypto, "AES-256-IGE/CTR, SHA-256, MTProto message path vs OpenSSL"},
     {"transport", mtcb_transport, "connection stack send/receive (obfs2, fake-TLS) vs OpenSSL CTR"},
     {"session", mtcb_session, "RPCs over one session vs its crypto, auth key CPU, idle heap"},
+    {"context", mtcb_context, "1000 logged-in contexts: heap/RSS, keepalive CPU; start-up RTTs"},
 };
 
 static void usage(FILE *f) {

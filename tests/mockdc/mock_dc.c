@@ -193,6 +193,9 @@ static mock_key *store_key(mock_dc *dc, const mock_auth_result *res) {
   return slot;
 }
 
+/* A restored key store (examples/: the demo persists the mock's keys). */
+mock_key *mock_dc_store_key(mock_dc *dc, const mock_auth_result *res) { return store_key(dc, res); }
+
 static mock_sess *session_record(mock_dc *dc, const uint8_t key_id[8], int64_t session_id) {
   mock_sess *lru = NULL, *free_slot = NULL;
   for (size_t i = 0; i < MOCK_DC_MAX_SESSIONS; i++) {

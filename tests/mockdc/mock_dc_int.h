@@ -84,6 +84,9 @@ struct mock_dc_cluster {
 
 /* ---- key and session store (mock_dc.c) ---------------------------------- */
 
+/* Store a key as if a handshake had just made it (a restored key store). */
+struct mock_auth_result;
+mock_key *mock_dc_store_key(mock_dc *dc, const struct mock_auth_result *res);
 mock_key *mock_dc_find_key(mock_dc *dc, const uint8_t id[8]);
 /* The key whose authorization applies: a temp key's bound perm key, else
  * the key itself; NULL for an unbound temp key. */
