@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "crypto/crypto.h"
+#include "crypto/montgomery.h"
 #include "crypto/rsa_keys.h"
 #include "test.h"
 
@@ -906,6 +907,263 @@ TEST(modexp_grammers_handshake) {
   CHECK_MEM(id, "\x9c\xfd\x4a\x95\x54\x6f\x46\x14", 8);
 }
 
+/* ---- Montgomery modexp (montgomery.c) against mbedTLS ----------------------------------- */
+
+/* mtci_modexp sends odd moduli of 1024..4096 bits to montgomery.c, whose
+ * kernels are portable C (accel mask 0) or mulx/adx (when the CPU has
+ * them). Every vector above runs on both; mtci_modexp_mbedtls is the
+ * independent reference for the random cross-check. */
+
+static int have_mulx(void) { return (mtci_crypto_accel_available() & MTCI_ACCEL_MULX) != 0; }
+
+TEST(mont_known_answers_both_kernels) {
+  static void (*const cases[])(int *) = {
+      test_modexp_fermat_euler_known_prime, test_modexp_official_sample,
+      test_modexp_grammers_handshake,       test_rsa_raw_simple_config_kat,
+      test_rsa_pad_kat_grammers,            test_rsa_pad_kat_handshake};
+  const unsigned masks[2] = {0u, ~0u}; /* portable C, then mulx/adx if present */
+  for (int k = 0; k < 2; k++) {
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+      mtci_crypto_set_accel(masks[k]);
+      cases[c](t_failed_);
+      mtci_crypto_set_accel(~0u);
+      if (*t_failed_) {
+        fprintf(stderr, "  (vector %zu under accel mask %#x)\n", c, masks[k]);
+        return;
+      }
+    }
+  }
+  if (!have_mulx()) fprintf(stderr, "  note: no BMI2+ADX here, mulx kernels not exercised\n");
+}
+
+TEST(mont_mbedtls_reference_known_answers) {
+  /* The reference path itself against the official sample. */
+  uint8_t p[256], ga[256], b[256], gb[256], ak[256], out[256];
+  CHECK_EQ_INT(test_unhex(K_KNOWN_PRIME, p, sizeof p), 256);
+  CHECK_EQ_INT(test_unhex(K_SAMPLE_GA, ga, sizeof ga), 256);
+  CHECK_EQ_INT(test_unhex(K_SAMPLE_B, b, sizeof b), 256);
+  CHECK_EQ_INT(test_unhex(K_SAMPLE_GB, gb, sizeof gb), 256);
+  CHECK_EQ_INT(test_unhex(K_SAMPLE_AUTH_KEY, ak, sizeof ak), 256);
+  CHECK_EQ_INT(mtci_modexp_mbedtls((const uint8_t *)"\x02", 1, b, 256, p, 256, out, 256), 0);
+  CHECK_MEM(out, gb, 256);
+  CHECK_EQ_INT(mtci_modexp_mbedtls(ga, 256, b, 256, p, 256, out, 256), 0);
+  CHECK_MEM(out, ak, 256);
+}
+
+static void fill_random(uint64_t *s, uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(test_rand64(s) >> 24);
+}
+
+/* A random odd modulus of exactly `bits` bits in ceil(bits/8) bytes. */
+static size_t random_modulus(uint64_t *s, size_t bits, uint8_t *m) {
+  const size_t len = (bits + 7) / 8;
+  const unsigned top = (unsigned)(bits - 8 * (len - 1)); /* 1..8 bits in m[0] */
+  fill_random(s, m, len);
+  m[0] = (uint8_t)((m[0] & ((1u << top) - 1)) | 1u << (top - 1));
+  m[len - 1] |= 1;
+  return len;
+}
+
+/* v + d for a small d, big-endian, into out[0..len+1) (one byte of headroom). */
+static void add_small(const uint8_t *v, size_t len, unsigned d, uint8_t *out) {
+  unsigned c = d;
+  for (size_t i = len; i-- > 0;) {
+    c += v[i];
+    out[i + 1] = (uint8_t)c;
+    c >>= 8;
+  }
+  out[0] = (uint8_t)c;
+}
+
+/*
+ * base^exp mod m three ways: mbedTLS, Montgomery with portable kernels,
+ * Montgomery with mulx/adx kernels, plus the mtci_modexp dispatch; all
+ * must agree byte for byte (out_len = len(m) + 3: the padding too).
+ */
+static int cross_check(const uint8_t *b, size_t bl, const uint8_t *e, size_t el, const uint8_t *m,
+                       size_t ml) {
+  uint8_t want[520], got[520];
+  const size_t ol = ml + 3;
+  int rc = mtci_modexp_mbedtls(b, bl, e, el, m, ml, want, ol);
+  if (rc != 0) return 1000 + -rc;
+  for (int k = 0; k < 3; k++) {
+    const unsigned mask = k == 0 ? 0u : ~0u;
+    if (k == 1 && !have_mulx()) continue;
+    mtci_crypto_set_accel(mask);
+    memset(got, 0xa5, sizeof got);
+    rc = k < 2 ? mtci_mont_modexp(b, bl, e, el, m, ml, got, ol)
+               : mtci_modexp(b, bl, e, el, m, ml, got, ol);
+    mtci_crypto_set_accel(~0u);
+    if (rc != 0) return 2000 + -rc;
+    if (memcmp(got, want, ol) != 0) {
+      test_dump_("got", got, ol);
+      test_dump_("want", want, ol);
+      return 1 + k;
+    }
+  }
+  return 0;
+}
+
+TEST(mont_cross_check_random) {
+  /* 200 triples: 40 per size of 1024/1536/2048/3072/4096 bits. Every 4th
+   * modulus has a top limb of one bit (65 bits past a limb boundary, or
+   * 4033 bits); bases and exponents run through the edge cases. */
+  static const size_t sizes[5] = {1024, 1536, 2048, 3072, 4096};
+  static uint8_t m[520], b[1100], e[1100];
+  uint64_t s = 0x6d6f6e74676f6d31ull;
+  int done = 0;
+  for (int z = 0; z < 5; z++) {
+    for (int k = 0; k < 40; k++) {
+      const size_t bits = k % 4 == 3 ? (sizes[z] == 4096 ? 4033 : sizes[z] + 1) : sizes[z];
+      const size_t ml = random_modulus(&s, bits, m);
+      size_t bl = 0, el = 0;
+      /* the base: 0, 1, m (-> 0), m + 1 (-> 1), m + 65534, 1024 random
+       * bytes (the longest allowed), m - 1, else 1..len(m)+16 random bytes */
+      switch (k % 10) {
+      case 0: break;
+      case 1:
+        b[0] = 1;
+        bl = 1;
+        break;
+      case 2:
+      case 6:
+        memcpy(b, m, ml);
+        b[ml - 1] ^= (uint8_t)(k % 10 == 6); /* m is odd: m - 1 */
+        bl = ml;
+        break;
+      case 3:
+      case 4:
+        add_small(m, ml, k % 10 == 3 ? 1 : 65534, b);
+        bl = ml + 1;
+        break;
+      case 5:
+        bl = 1024;
+        fill_random(&s, b, bl);
+        break;
+      default:
+        bl = 1 + (size_t)(test_rand64(&s) % (ml + 16));
+        fill_random(&s, b, bl);
+      }
+      /* the exponent: empty, one zero byte, 20 zero bytes + 16 random, full
+       * size as a DH secret (64 bytes above 2048 bits, to keep the test
+       * fast), 1, else 1..48 random bytes */
+      switch (k % 7) {
+      case 0: break;
+      case 1:
+        e[0] = 0;
+        el = 1;
+        break;
+      case 2:
+        memset(e, 0, 20);
+        fill_random(&s, e + 20, 16);
+        el = 36;
+        break;
+      case 3:
+        el = sizes[z] <= 2048 ? ml : 64;
+        fill_random(&s, e, el);
+        break;
+      case 4:
+        e[0] = 1;
+        el = 1;
+        break;
+      default:
+        el = 1 + (size_t)(test_rand64(&s) % 48);
+        fill_random(&s, e, el);
+      }
+      const int r = cross_check(b, bl, e, el, m, ml);
+      if (r != 0)
+        fprintf(stderr, "  mismatch %d: %zu-bit modulus, base %zu bytes, exp %zu bytes (case %d)\n",
+                r, bits, bl, el, k);
+      CHECK_EQ_INT(r, 0);
+      done++;
+    }
+  }
+  CHECK_EQ_INT(done, 200);
+}
+
+TEST(mont_results_by_hand) {
+  /* Facts that need no reference: (m+1)^e = 1, (m-1)^e = (-1)^e, m^e = 0,
+   * x^0 = 1 with a long zero exponent, under both kernel sets. */
+  static uint8_t m[512], b[520], out[512], want[512];
+  uint64_t s = 42;
+  const size_t ml = random_modulus(&s, 4096, m);
+  for (int k = 0; k < 2; k++) {
+    mtci_crypto_set_accel(k ? ~0u : 0u);
+    add_small(m, ml, 1, b);
+    int rc = mtci_mont_modexp(b, ml + 1, (const uint8_t *)"\x01\x00\x01", 3, m, ml, out, ml);
+    memset(want, 0, ml);
+    want[ml - 1] = 1;
+    int ok1 = rc == 0 && memcmp(out, want, ml) == 0;
+    memcpy(b, m, ml);
+    b[ml - 1] ^= 1; /* m - 1 */
+    rc = mtci_mont_modexp(b, ml, (const uint8_t *)"\x03", 1, m, ml, out, ml);
+    int ok2 = rc == 0 && memcmp(out, b, ml) == 0;
+    rc = mtci_mont_modexp(b, ml, (const uint8_t *)"\x00\x02", 2, m, ml, out, ml);
+    int ok3 = rc == 0 && memcmp(out, want, ml) == 0;
+    rc = mtci_mont_modexp(m, ml, (const uint8_t *)"\x05", 1, m, ml, out, ml);
+    memset(want, 0, ml);
+    int ok4 = rc == 0 && memcmp(out, want, ml) == 0;
+    memset(b, 0, 512);
+    rc = mtci_mont_modexp(m, ml, b, 512, m, ml, out, ml); /* 0^0 style: m^0 = 1 */
+    want[ml - 1] = 1;
+    int ok5 = rc == 0 && memcmp(out, want, ml) == 0;
+    mtci_crypto_set_accel(~0u);
+    CHECK(ok1);
+    CHECK(ok2);
+    CHECK(ok3);
+    CHECK(ok4);
+    CHECK(ok5);
+  }
+}
+
+TEST(mont_limits_and_errors) {
+  static uint8_t m[600], big[1100], out[600], out2[600];
+  uint64_t s = 7;
+  /* which moduli take the Montgomery path */
+  size_t ml = random_modulus(&s, 1023, m);
+  CHECK_EQ_INT(mtci_mont_supported(m, ml), 0);
+  uint8_t e[3] = {1, 0, 1};
+  CHECK_EQ_INT(mtci_mont_modexp(e, 3, e, 3, m, ml, out, ml), MTC_ERR_INVALID_ARG);
+  /* ... and mtci_modexp still serves it through mbedTLS */
+  CHECK_EQ_INT(mtci_modexp(e, 3, e, 3, m, ml, out, ml), 0);
+  CHECK_EQ_INT(mtci_modexp_mbedtls(e, 3, e, 3, m, ml, out2, ml), 0);
+  CHECK_MEM(out, out2, ml);
+  ml = random_modulus(&s, 1024, m);
+  CHECK_EQ_INT(mtci_mont_supported(m, ml), 1);
+  ml = random_modulus(&s, 4096, m);
+  CHECK_EQ_INT(mtci_mont_supported(m, ml), 1);
+  m[ml - 1] &= 0xfe; /* even */
+  CHECK_EQ_INT(mtci_mont_supported(m, ml), 0);
+  CHECK_EQ_INT(mtci_mont_modexp(e, 3, e, 3, m, ml, out, ml), MTC_ERR_INVALID_ARG);
+  ml = random_modulus(&s, 4097, m);
+  CHECK_EQ_INT(mtci_mont_supported(m, ml), 0);
+  CHECK_EQ_INT(mtci_mont_supported(NULL, 0), 0);
+  memset(m, 0, 300);
+  CHECK_EQ_INT(mtci_mont_supported(m, 300), 0);
+
+  /* the error codes match the mbedTLS path's */
+  memset(m, 0, 4);
+  ml = 4 + random_modulus(&s, 2048, m + 4); /* four leading zero bytes */
+  CHECK_EQ_INT(mtci_mont_supported(m, ml), 1);
+  int (*const fns[2])(const uint8_t *, size_t, const uint8_t *, size_t, const uint8_t *, size_t,
+                      uint8_t *, size_t) = {mtci_mont_modexp, mtci_modexp_mbedtls};
+  for (int f = 0; f < 2; f++) {
+    CHECK_EQ_INT(fns[f](e, 3, e, 3, m, ml, out, 255), MTC_ERR_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(fns[f](e, 3, e, 3, m, ml, NULL, 256), MTC_ERR_INVALID_ARG);
+    CHECK_EQ_INT(fns[f](NULL, 3, e, 3, m, ml, out, 256), MTC_ERR_INVALID_ARG);
+    CHECK_EQ_INT(fns[f](e, 3, NULL, 3, m, ml, out, 256), MTC_ERR_INVALID_ARG);
+    fill_random(&s, big, sizeof big);
+    big[0] |= 1;
+    CHECK_EQ_INT(fns[f](big, 1025, e, 3, m, ml, out, 256), MTC_ERR_BAD_LENGTH);
+    CHECK_EQ_INT(fns[f](e, 3, big, 1025, m, ml, out, 256), MTC_ERR_BAD_LENGTH);
+  }
+  /* oversize buffers whose extra bytes are leading zeros are fine */
+  memset(big, 0, 77);
+  CHECK_EQ_INT(mtci_mont_modexp(big, 1100, big, 1100, m, ml, out, 256), 0);
+  CHECK_EQ_INT(mtci_modexp_mbedtls(big, 1100, big, 1100, m, ml, out2, 256), 0);
+  CHECK_MEM(out, out2, 256);
+}
+
 /* ---- DH checks -------------------------------------------------------------------------- */
 
 static unsigned mod_small_be(const uint8_t *p, size_t len, unsigned m) {
@@ -1215,6 +1473,8 @@ TEST_MAIN("crypto_asym", CASE(rsa_builtin_fingerprints), CASE(rsa_prod_fingerpri
           CASE(rsa_raw_bounds), CASE(rsa_pad_kat_grammers), CASE(rsa_pad_kat_handshake),
           CASE(rsa_pad_retry), CASE(rsa_pad_errors), CASE(modexp_small), CASE(modexp_errors),
           CASE(modexp_fermat_euler_known_prime), CASE(modexp_official_sample),
-          CASE(modexp_grammers_handshake), CASE(dh_known_prime),
+          CASE(modexp_grammers_handshake), CASE(mont_known_answers_both_kernels),
+          CASE(mont_mbedtls_reference_known_answers), CASE(mont_cross_check_random),
+          CASE(mont_results_by_hand), CASE(mont_limits_and_errors), CASE(dh_known_prime),
           CASE(dh_generator_rules), CASE(dh_full_safe_prime_check), CASE(dh_prime_rejects), CASE(dh_value_bounds),
           CASE(pq_vectors), CASE(pq_edges), CASE(pq_property))

@@ -1,6 +1,7 @@
 /*
  * CPU feature detection (cpuid) and the process-wide accel mask that picks
- * between the AES-NI/SHA-NI kernels and the portable mbedTLS path.
+ * between the AES-NI/SHA-NI kernels and the portable mbedTLS path, and
+ * between the mulx/adx and portable-C Montgomery kernels (montgomery.c).
  */
 #include <stdatomic.h>
 
@@ -25,6 +26,7 @@ static unsigned probe(void) {
   if (__get_cpuid_max(0, NULL) >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
     if (((b >> 29) & 1) && sse41 && ssse3) r |= MTCI_ACCEL_SHANI;
+    if (((b >> 8) & 1) && ((b >> 19) & 1)) r |= MTCI_ACCEL_MULX; /* BMI2, ADX */
   }
 #endif
   return r;

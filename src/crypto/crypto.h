@@ -23,7 +23,9 @@
 
 enum {
   MTCI_ACCEL_AESNI = 1u << 0, /* AES-NI + SSE4.1 (also PCLMUL not needed) */
-  MTCI_ACCEL_SHANI = 1u << 1  /* SHA extensions (SHA-1 and SHA-256) */
+  MTCI_ACCEL_SHANI = 1u << 1, /* SHA extensions (SHA-1 and SHA-256) */
+  MTCI_ACCEL_MULX = 1u << 2   /* BMI2 mulx + ADX: mtci_modexp's Montgomery kernels; without
+                                 it they are portable C (mbedTLS: montgomery.h) */
 };
 /* Bitmask of features the CPU offers (independent of the current mask). */
 unsigned mtci_crypto_accel_available(void);
@@ -197,7 +199,10 @@ int mtci_rsa_pad_encrypt(const mtci_rsa_key *k, const uint8_t *data, size_t data
 
 /* out = base^exp mod mod, big-endian, left-padded to out_len (>= mod length).
  * mod must be odd: zero or even -> MTC_ERR_INVALID_ARG; out_len too small ->
- * MTC_ERR_BUFFER_TOO_SMALL; an input over 1024 bytes -> MTC_ERR_BAD_LENGTH. */
+ * MTC_ERR_BUFFER_TOO_SMALL; an input over 1024 bytes -> MTC_ERR_BAD_LENGTH.
+ * Odd moduli of 1024..4096 bits take the constant-time Montgomery path
+ * (montgomery.c: timing independent of the values of base and exp), others
+ * mbedTLS. */
 int mtci_modexp(const uint8_t *base, size_t base_len, const uint8_t *exp, size_t exp_len,
                 const uint8_t *mod, size_t mod_len, uint8_t *out, size_t out_len);
 
