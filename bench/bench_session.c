@@ -53,6 +53,7 @@ int mtcb_session(int argc, char **argv) {
 #include "auth/handshake.h"
 #include "auth/rsa_keyset.h"
 #include "crypto/crypto.h"
+#include "crypto/montgomery.h"
 #include "io/sock.h"
 #include "mock_auth.h"
 #include "mock_dc.h"
@@ -577,48 +578,59 @@ static int bench_rpc(size_t n_rpcs, size_t window, int rounds, int obfuscated, r
 typedef struct auth_result {
   int ok;
   double med_ms, min_ms, max_ms;
-  double modexp_ours_ms, modexp_ossl_ms; /* median of one 2048-bit modexp, 2048-bit exponent */
+  /* median of one 2048-bit modexp, 2048-bit exponent: mtci_modexp as dispatched (Montgomery,
+   * mulx/adx kernels where the CPU has them), its portable-C kernels, the mbedTLS path, OpenSSL */
+  double modexp_ours_ms, modexp_port_ms, modexp_mbed_ms, modexp_ossl_ms;
 } auth_result;
 
 /* The DH step's floor: its two 2048-bit modexps (g^b, g_a^b mod p), ours
- * (mbedTLS) beside OpenSSL's BN_mod_exp (constant-time flag on the secret
- * exponent, as for a DH secret), same inputs, outputs compared. Median ms
- * of one modexp over `runs` pairs; -1 on failure. */
-static int modexp_reference(const uint8_t p[256], const uint8_t g_a[256], int runs, double *ours,
-                            double *ossl) {
-  double *vo = calloc((size_t)runs, sizeof *vo), *vs = calloc((size_t)runs, sizeof *vs);
+ * beside OpenSSL's BN_mod_exp (constant-time flag on the secret exponent,
+ * as for a DH secret), same inputs, outputs compared. Ours three ways:
+ * mtci_modexp as the handshake calls it (montgomery.c, mulx/adx kernels if
+ * available), the same with the portable-C kernels (accel mask 0), and the
+ * mbedTLS path (mbedtls_mpi_exp_mod). Median ms of one modexp over `runs`
+ * pairs in r[0..3] (ours, portable, mbedTLS, OpenSSL); -1 on failure. */
+static int modexp_reference(const uint8_t p[256], const uint8_t g_a[256], int runs, double r[4]) {
+  double *v[4];
+  for (int k = 0; k < 4; k++) v[k] = calloc((size_t)runs, sizeof *v[k]);
   BN_CTX *ctx = BN_CTX_new();
   BIGNUM *bp = BN_bin2bn(p, 256, NULL), *bga = BN_bin2bn(g_a, 256, NULL), *bg = BN_new();
   BIGNUM *be = BN_new(), *br = BN_new();
-  int rc = vo && vs && ctx && bp && bga && bg && be && br && BN_set_word(bg, 3) ? 0 : -1;
+  int rc = v[0] && v[1] && v[2] && v[3] && ctx && bp && bga && bg && be && br && BN_set_word(bg, 3)
+               ? 0
+               : -1;
   for (int i = 0; i < runs && !rc; i++) {
-    uint8_t b[256], r1[256], r2[256], o1[256], o2[256];
+    uint8_t b[256], r1[3][256], r2[3][256], o1[256], o2[256];
     rc = rnd(NULL, b, sizeof b);
     if (rc || !BN_bin2bn(b, 256, be)) break;
     BN_set_flags(be, BN_FLG_CONSTTIME);
+    for (int k = 0; k < 3 && !rc; k++) {
+      mtci_crypto_set_accel(k == 1 ? 0u : ~0u);
+      int (*fn)(const uint8_t *, size_t, const uint8_t *, size_t, const uint8_t *, size_t,
+                uint8_t *, size_t) = k == 2 ? mtci_modexp_mbedtls : mtci_modexp;
+      double t = cpu_s();
+      rc = fn((const uint8_t *)"\x03", 1, b, 256, p, 256, r1[k], 256);
+      if (!rc) rc = fn(g_a, 256, b, 256, p, 256, r2[k], 256);
+      v[k][i] = (cpu_s() - t) * 1e3 / 2;
+    }
+    mtci_crypto_set_accel(~0u);
     double t = cpu_s();
-    rc = mtci_modexp((const uint8_t *)"\x03", 1, b, 256, p, 256, r1, 256);
-    if (!rc) rc = mtci_modexp(g_a, 256, b, 256, p, 256, r2, 256);
-    vo[i] = (cpu_s() - t) * 1e3 / 2;
-    t = cpu_s();
     int ok = BN_mod_exp(br, bg, be, bp, ctx) && BN_bn2binpad(br, o1, 256) == 256 &&
              BN_mod_exp(br, bga, be, bp, ctx) && BN_bn2binpad(br, o2, 256) == 256;
-    vs[i] = (cpu_s() - t) * 1e3 / 2;
-    if (!rc && (!ok || memcmp(r1, o1, 256) || memcmp(r2, o2, 256))) rc = -1;
+    v[3][i] = (cpu_s() - t) * 1e3 / 2;
+    for (int k = 0; k < 3 && !rc; k++)
+      if (!ok || memcmp(r1[k], o1, 256) || memcmp(r2[k], o2, 256)) rc = -1;
     mtci_zeroize(b, sizeof b);
   }
-  if (!rc) {
-    *ours = median(vo, (size_t)runs);
-    *ossl = median(vs, (size_t)runs);
-  }
+  if (!rc)
+    for (int k = 0; k < 4; k++) r[k] = median(v[k], (size_t)runs);
   BN_CTX_free(ctx);
   BN_clear_free(be);
   BN_free(bp);
   BN_free(bga);
   BN_free(bg);
   BN_free(br);
-  free(vo);
-  free(vs);
+  for (int k = 0; k < 4; k++) free(v[k]);
   return rc;
 }
 
@@ -724,12 +736,21 @@ static int bench_auth(int runs, auth_result *res) {
     res->max_ms = tot[runs - 1];
     res->ok = 1;
     printf("%-40s %9.3f %9.3f %9.3f\n", "total", res->med_ms, res->min_ms, res->max_ms);
-    if (modexp_reference(dh_p, dh_ga, runs, &res->modexp_ours_ms, &res->modexp_ossl_ms) == 0)
+    double mx[4];
+    if (modexp_reference(dh_p, dh_ga, runs, mx) == 0) {
+      res->modexp_ours_ms = mx[0];
+      res->modexp_port_ms = mx[1];
+      res->modexp_mbed_ms = mx[2];
+      res->modexp_ossl_ms = mx[3];
       printf("\nreference: the DH step needs two 2048-bit modexps (2048-bit secret exponent), "
-             "median of one:\n  ours (mbedTLS mpi_exp_mod) %.3f ms, OpenSSL BN_mod_exp "
-             "(consttime) %.3f ms, ours/OSSL %.2fx\n",
-             res->modexp_ours_ms, res->modexp_ossl_ms, res->modexp_ours_ms / res->modexp_ossl_ms);
-    else
+             "median of one:\n"
+             "  ours (constant-time Montgomery, %s kernels) %.3f ms, OpenSSL BN_mod_exp "
+             "(consttime) %.3f ms, ours/OSSL %.2fx\n"
+             "  ours with portable-C kernels %.3f ms (%.2fx), mbedTLS mpi_exp_mod (the old "
+             "path) %.3f ms (%.2fx)\n",
+             mtci_crypto_accel_active() & MTCI_ACCEL_MULX ? "mulx/adx" : "portable-C", mx[0],
+             mx[3], mx[0] / mx[3], mx[1], mx[1] / mx[3], mx[2], mx[2] / mx[3]);
+    } else
       printf("\nreference: modexp comparison with OpenSSL failed\n");
     fflush(stdout);
   }
@@ -972,7 +993,7 @@ static int bench_heap(int n, heap_result *res) {
     const idle *c = v[0];
     const mtci_session *s = &c->s;
     const mtci_stack *st = &c->st;
-    size_t seen = MTCI_SESSION_SEEN_WINDOW * sizeof *s->seen;
+    size_t seen = mtci_sess_seen_bytes(s); /* as allocated: it grows and shrinks */
     size_t reqs = s->cap_reqs * sizeof *s->reqs;
     size_t acks = s->cap_acks * sizeof *s->acks;
     size_t svc = s->cap_svc * sizeof *s->svc;
@@ -998,15 +1019,17 @@ static int bench_heap(int n, heap_result *res) {
     printf("    %-44s %7zu\n", "struct mtci_session (malloc'd here)", sizeof(mtci_session));
     printf("      %-42s %7zu\n", "of which future salts[64]", sizeof s->salts);
     printf("    %-44s %7zu\n", "struct mtci_stack (malloc'd here)", sizeof(mtci_stack));
-    printf("      %-42s %7zu\n", "of which ClientHello buffer", sizeof st->hello);
+    printf("      %-42s %7zu\n", "of which SOCKS5 state", sizeof st->s5);
     printf("      %-42s %7zu\n", "of which obfuscation AES-CTR x2", sizeof st->ob);
-    printf("    %-44s %7zu\n", "session: seen msg_id window (2048 x 8)", seen);
+    char seen_label[64];
+    snprintf(seen_label, sizeof seen_label, "session: seen msg_id window (%zu ids)", s->n_seen);
+    printf("    %-44s %7zu\n", seen_label, seen);
     printf("    %-44s %7zu\n", "session: decryption scratch (rx)", s->rx_cap);
     printf("    %-44s %7zu\n", "session: initConnection prefix", s->init_prefix_len);
     printf("    %-44s %7zu\n", "session: reqs/acks/svc/event queue arrays", reqs + acks + svc + evq);
-    printf("    %-44s %7zu\n", "session: current event payload", s->ev_cur_size);
-    printf("    %-44s %7zu\n", "stack: socket output queue (drained, kept)", st->out.cap);
-    printf("    %-44s %7zu\n", "stack: decrypted input buffer (kept)", st->rx.cap);
+    printf("    %-44s %7zu\n", "session: current event payload holder", s->ev_cur_size);
+    printf("    %-44s %7zu\n", "stack: socket output queue", st->out.cap);
+    printf("    %-44s %7zu\n", "stack: decrypted input buffer", st->rx.cap);
     printf("    %-44s %7zu\n", "stack: held queue + codec frame buffer",
            st->held.cap + st->codec.buf_cap);
     if (counted)

@@ -74,23 +74,30 @@ int64_t mtci_session_server_time_ms(const mtci_session *s, int64_t now_ms) {
 
 /* ---- events ------------------------------------------------------------------ */
 
-int mtci_sess_event_owned(mtci_session *s, int type, uint64_t token, uint8_t *buf, size_t size,
-                          const uint8_t *data, size_t len, int64_t msg_id) {
+/* A new entry at the end of the queue (zeroed), or NULL. */
+static mtci_session_evq *evq_push(mtci_session *s) {
   size_t need = s->evq_head + s->evq_n + 1;
   if (need > s->evq_cap && s->evq_head > 0) { /* compact */
     memmove(s->evq, s->evq + s->evq_head, s->evq_n * sizeof *s->evq);
     s->evq_head = 0;
     need = s->evq_n + 1;
   }
-  if (grow((void **)&s->evq, &s->evq_cap, need, sizeof *s->evq)) {
+  if (grow((void **)&s->evq, &s->evq_cap, need, sizeof *s->evq)) return NULL;
+  mtci_session_evq *q = &s->evq[s->evq_head + s->evq_n++];
+  memset(q, 0, sizeof *q);
+  return q;
+}
+
+int mtci_sess_event_owned(mtci_session *s, int type, uint64_t token, uint8_t *buf, size_t size,
+                          const uint8_t *data, size_t len, int64_t msg_id) {
+  mtci_session_evq *q = evq_push(s);
+  if (!q) {
     if (buf) {
       mtci_zeroize(buf, size);
       free(buf);
     }
     return MTC_ERR_NOMEM;
   }
-  mtci_session_evq *q = &s->evq[s->evq_head + s->evq_n++];
-  memset(q, 0, sizeof *q);
   q->ev.type = type;
   q->ev.token = token;
   q->ev.data = data;
@@ -103,24 +110,54 @@ int mtci_sess_event_owned(mtci_session *s, int type, uint64_t token, uint8_t *bu
 
 int mtci_sess_event(mtci_session *s, int type, uint64_t token, int32_t code, const void *data,
                     size_t len, int64_t value, int64_t msg_id) {
-  uint8_t *buf = NULL;
-  if (data) {
-    if (len == SIZE_MAX) return MTC_ERR_NOMEM;
-    buf = malloc(len + 1);
-    if (!buf) return MTC_ERR_NOMEM;
-    if (len) memcpy(buf, data, len);
-    buf[len] = 0;
+  mtci_session_evq *q;
+  if (data && len < MTCI_SESS_EV_INLINE) { /* small: in the entry */
+    q = evq_push(s);
+    if (!q) return MTC_ERR_NOMEM;
+    if (len) memcpy(q->inl, data, len);
+    q->inl[len] = 0;
+    q->inl_size = (uint8_t)(len + 1);
+    q->ev.type = type;
+    q->ev.token = token;
+    q->ev.len = len;
+    q->ev.msg_id = msg_id;
+  } else {
+    uint8_t *buf = NULL;
+    if (data) {
+      if (len == SIZE_MAX) return MTC_ERR_NOMEM;
+      buf = malloc(len + 1);
+      if (!buf) return MTC_ERR_NOMEM;
+      if (len) memcpy(buf, data, len);
+      buf[len] = 0;
+    }
+    int rc = mtci_sess_event_owned(s, type, token, buf, data ? len + 1 : 0, buf, data ? len : 0,
+                                   msg_id);
+    if (rc) return rc;
+    q = &s->evq[s->evq_head + s->evq_n - 1];
   }
-  int rc = mtci_sess_event_owned(s, type, token, buf, data ? len + 1 : 0, buf, data ? len : 0,
-                                 msg_id);
-  if (rc) return rc;
-  mtci_session_evq *q = &s->evq[s->evq_head + s->evq_n - 1];
   q->ev.code = code;
   q->ev.value = value;
   return 0;
 }
 
+/* The payload handed out last is no longer needed. */
+static void release_ev_cur(mtci_session *s) {
+  mtci_sess_evcur *c = (mtci_sess_evcur *)(void *)s->ev_cur;
+  if (!c) return;
+  if (c->big) {
+    mtci_zeroize(c->big, c->big_size);
+    free(c->big);
+    c->big = NULL;
+    c->big_size = 0;
+  }
+  if (c->small_size) {
+    mtci_zeroize(c->small, c->small_size);
+    c->small_size = 0;
+  }
+}
+
 static void free_ev_cur(mtci_session *s) {
+  release_ev_cur(s);
   if (s->ev_cur) {
     mtci_zeroize(s->ev_cur, s->ev_cur_size);
     free(s->ev_cur);
@@ -130,8 +167,9 @@ static void free_ev_cur(mtci_session *s) {
 }
 
 int mtci_session_next_event(mtci_session *s, mtci_session_event *ev) {
-  free_ev_cur(s);
-  if (s->evq_n == 0) {
+  release_ev_cur(s);
+  mtci_sess_evcur *c = (mtci_sess_evcur *)(void *)s->ev_cur;
+  if (s->evq_n == 0 || !c) {
     memset(ev, 0, sizeof *ev);
     return 0;
   }
@@ -139,20 +177,34 @@ int mtci_session_next_event(mtci_session *s, mtci_session_event *ev) {
   s->evq_n--;
   if (s->evq_n == 0) s->evq_head = 0;
   *ev = q->ev;
-  s->ev_cur = q->buf;
-  s->ev_cur_size = q->buf_size;
+  if (q->inl_size) { /* whole buffers: a fixed-size copy is cheaper than an exact one */
+    memcpy(c->small, q->inl, sizeof c->small);
+    c->small_size = q->inl_size;
+    ev->data = c->small;
+    mtci_zeroize(q->inl, sizeof q->inl);
+    q->inl_size = 0;
+  } else {
+    c->big = q->buf;
+    c->big_size = q->buf_size;
+  }
   return 1;
 }
 
 /* ---- requests ---------------------------------------------------------------- */
 
+/* A request and its body are one allocation (add_req). */
 static void req_free(mtci_session_req *r) {
   if (!r) return;
-  if (r->body) {
-    mtci_zeroize(r->body, r->len);
-    free(r->body);
-  }
+  if (r->body) mtci_zeroize(r->body, r->len);
   free(r);
+}
+
+/* The spare requests after the live ones (see MTCI_SESS_SPARE_BODY_MAX). */
+static void free_spares(mtci_session *s) {
+  for (size_t i = s->n_reqs; i < s->cap_reqs && s->reqs[i]; i++) {
+    free(s->reqs[i]);
+    s->reqs[i] = NULL;
+  }
 }
 
 mtci_session_req *mtci_sess_find_req(const mtci_session *s, int64_t msg_id, int *wrapped) {
@@ -178,7 +230,16 @@ void mtci_sess_remove_req(mtci_session *s, mtci_session_req *r) {
     if (s->reqs[i] == r) {
       memmove(s->reqs + i, s->reqs + i + 1, (s->n_reqs - i - 1) * sizeof *s->reqs);
       s->n_reqs--;
-      req_free(r);
+      if (r->body_cap <= MTCI_SESS_SPARE_BODY_MAX) { /* first of the spares */
+        mtci_zeroize(r->body, r->len);
+        s->reqs[s->n_reqs] = r;
+      } else { /* the last spare (if any) fills the slot */
+        size_t last = s->n_reqs;
+        for (size_t k = last + 1; k < s->cap_reqs && s->reqs[k]; k++) last = k;
+        s->reqs[s->n_reqs] = s->reqs[last];
+        s->reqs[last] = NULL;
+        req_free(r);
+      }
       return;
     }
   }
@@ -238,63 +299,88 @@ void mtci_sess_mark_acked(mtci_session *s, int64_t msg_id) {
 }
 
 static mtci_session_req *find_token(const mtci_session *s, uint64_t token, int kind) {
+  if (kind == REQ_API && (s->n_reqs == 0 || token > s->reqs[s->n_reqs - 1]->token_bound))
+    return NULL;
   for (size_t i = 0; i < s->n_reqs; i++)
     if (s->reqs[i]->kind == kind && s->reqs[i]->token == token) return s->reqs[i];
   return NULL;
 }
 
-/* Appends a request owning body (freed on failure). */
-static int add_req(mtci_session *s, int kind, uint64_t token, uint32_t flags, uint8_t *body,
+/* Appends a request with a copy of body[0..len) (one allocation: the
+ * request, then its body). */
+static int add_req(mtci_session *s, int kind, uint64_t token, uint32_t flags, const uint8_t *body,
                    size_t len) {
   mtci_session_req *r = NULL;
-  if (grow((void **)&s->reqs, &s->cap_reqs, s->n_reqs + 1, sizeof *s->reqs) ||
-      !(r = calloc(1, sizeof *r))) {
-    mtci_zeroize(body, len);
-    free(body);
-    return MTC_ERR_NOMEM;
+  if (len > SIZE_MAX - sizeof *r - 16) return MTC_ERR_NOMEM;
+  if (s->n_reqs == s->cap_reqs) { /* no spares either: new slots are NULL */
+    size_t old = s->cap_reqs;
+    if (grow((void **)&s->reqs, &s->cap_reqs, s->n_reqs + 1, sizeof *s->reqs))
+      return MTC_ERR_NOMEM;
+    memset(s->reqs + old, 0, (s->cap_reqs - old) * sizeof *s->reqs);
   }
+  size_t cap = len;
+  r = s->reqs[s->n_reqs]; /* a spare, or NULL */
+  if (r && r->body_cap >= len) {
+    cap = r->body_cap;
+  } else { /* a new one takes the slot (a spare there is too small) */
+    if (cap < 16) cap = 16;
+    mtci_session_req *n = malloc(sizeof *n + cap);
+    if (!n) return MTC_ERR_NOMEM;
+    free(r);
+    r = n;
+  }
+  /* every field but old[] (only old[0..n_old) is read) */
   r->kind = kind;
   r->token = token;
   r->flags = flags;
-  r->body = body;
+  r->sent = r->acked = r->wrapped = r->force_wrap = r->resends = 0;
+  r->msg_id = r->container_id = r->sent_ms = 0;
+  r->quick_ack = 0;
+  r->n_old = 0;
+  r->body = (uint8_t *)(r + 1);
+  r->body_cap = cap;
+  r->build = NULL;
+  r->build_ud = NULL;
+  if (body) memcpy(r->body, body, len);
+  else memset(r->body, 0, len); /* invoke_built: filled at each send */
   r->len = len;
+  r->token_bound = s->n_reqs ? s->reqs[s->n_reqs - 1]->token_bound : 0;
+  if (kind == REQ_API && token > r->token_bound) r->token_bound = token;
   s->reqs[s->n_reqs++] = r;
   return 0;
 }
 
 static int add_internal(mtci_session *s, int kind, const uint8_t *body, size_t len) {
-  uint8_t *copy = malloc(len);
-  if (!copy) return MTC_ERR_NOMEM;
-  memcpy(copy, body, len);
-  return add_req(s, kind, s->next_internal++, 0, copy, len);
+  return add_req(s, kind, s->next_internal++, 0, body, len);
 }
 
 int mtci_session_invoke(mtci_session *s, const uint8_t *body, size_t len, uint32_t flags,
                         uint64_t token) {
   if (!body || len < 4 || len % 4 != 0 || len > MTCI_SESSION_MAX_BODY) return MTC_ERR_INVALID_ARG;
   if (find_token(s, token, REQ_API)) return MTC_ERR_SESSION_DUP_TOKEN;
-  uint8_t *copy = NULL;
-  size_t clen = 0;
   if (!(flags & MTCI_SESSION_REQ_NO_GZIP) && s->gzip_min != SIZE_MAX && len > s->gzip_min) {
     /* Pack; keep the packed form only if it is smaller. */
     mtci_tl_writer w;
     mtci_tl_writer_init(&w, 0);
-    if (!w.err && mtci_tl_gzip_pack(&w, body, len) == 0 && w.len < len) {
-      copy = malloc(w.len);
-      if (copy) {
-        memcpy(copy, mtci_tl_writer_data(&w), w.len);
-        clen = w.len;
-      }
-    }
+    int rc = 1;
+    if (!w.err && mtci_tl_gzip_pack(&w, body, len) == 0 && w.len < len)
+      rc = add_req(s, REQ_API, token, flags, mtci_tl_writer_data(&w), w.len);
     mtci_tl_writer_free(&w);
+    if (rc == 0) return 0; /* else (not smaller, no memory): as it is */
   }
-  if (!copy) {
-    copy = malloc(len);
-    if (!copy) return MTC_ERR_NOMEM;
-    memcpy(copy, body, len);
-    clen = len;
-  }
-  return add_req(s, REQ_API, token, flags, copy, clen);
+  return add_req(s, REQ_API, token, flags, body, len);
+}
+
+int mtci_session_invoke_built(mtci_session *s, mtci_session_build_fn fn, void *ud, size_t len,
+                              uint32_t flags, uint64_t token) {
+  if (!fn || len < 4 || len % 4 != 0 || len > MTCI_SESSION_MAX_BODY) return MTC_ERR_INVALID_ARG;
+  if (find_token(s, token, REQ_API)) return MTC_ERR_SESSION_DUP_TOKEN;
+  flags |= MTCI_SESSION_REQ_NO_INIT | MTCI_SESSION_REQ_NO_GZIP;
+  int rc = add_req(s, REQ_API, token, flags, NULL, len);
+  if (rc) return rc;
+  s->reqs[s->n_reqs - 1]->build = fn;
+  s->reqs[s->n_reqs - 1]->build_ud = ud;
+  return 0;
 }
 
 int mtci_session_cancel(mtci_session *s, uint64_t token) {
@@ -341,12 +427,26 @@ int mtci_sess_new_session(mtci_session *s) {
 
 /* ---- acks, service queue, seen window, salts ------------------------------------ */
 
+/* Pending acks are kept ascending (their order on the wire does not
+ * matter): a new id, almost always the highest, is checked against the
+ * last one only. */
 int mtci_sess_queue_ack(mtci_session *s, int64_t msg_id, int64_t now_ms) {
-  for (size_t i = 0; i < s->n_acks; i++)
-    if (s->acks[i] == msg_id) return 0;
+  size_t i = s->n_acks;
+  if (i > 0 && s->acks[i - 1] >= msg_id) {
+    size_t lo = 0, hi = i - 1;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (s->acks[mid] < msg_id) lo = mid + 1;
+      else hi = mid;
+    }
+    if (s->acks[lo] == msg_id) return 0;
+    i = lo;
+  }
   if (grow((void **)&s->acks, &s->cap_acks, s->n_acks + 1, sizeof *s->acks)) return MTC_ERR_NOMEM;
   if (s->n_acks == 0) s->ack_since_ms = now_ms;
-  s->acks[s->n_acks++] = msg_id;
+  memmove(s->acks + i + 1, s->acks + i, (s->n_acks - i) * sizeof *s->acks);
+  s->acks[i] = msg_id;
+  s->n_acks++;
   return 0;
 }
 
@@ -361,35 +461,117 @@ int mtci_sess_queue_svc(mtci_session *s, const uint8_t *body, size_t len) {
   return 0;
 }
 
-/* Index of the first element >= id. */
+/* ---- the duplicate window (a sorted ring, see session_impl.h) ---- */
+
+static mtci_sess_seen *seen_ring(const mtci_session *s) {
+  return (mtci_sess_seen *)(void *)s->seen;
+}
+
+static size_t seen_pos(const mtci_sess_seen *w, size_t k) {
+  size_t i = w->head + k;
+  return i < w->cap ? i : i - w->cap;
+}
+
+static int64_t seen_at(const mtci_sess_seen *w, size_t k) { return w->ids[seen_pos(w, k)]; }
+
+/* Move the ids to a new ring of cap >= n_seen slots, lowest first. */
+static int seen_resize(mtci_session *s, size_t cap) {
+  mtci_sess_seen *o = seen_ring(s);
+  if (cap > (SIZE_MAX - sizeof *o) / sizeof o->ids[0]) return MTC_ERR_NOMEM;
+  mtci_sess_seen *w = malloc(sizeof *w + cap * sizeof w->ids[0]);
+  if (!w) return MTC_ERR_NOMEM;
+  w->head = 0;
+  w->cap = cap;
+  w->forgot = o ? o->forgot : 0;
+  for (size_t k = 0; o && k < s->n_seen; k++) w->ids[k] = seen_at(o, k);
+  free(o);
+  s->seen = (int64_t *)(void *)w;
+  return 0;
+}
+
+static void seen_forget_lowest(mtci_session *s) {
+  mtci_sess_seen *w = seen_ring(s);
+  w->head = w->head + 1 < w->cap ? w->head + 1 : 0;
+  s->n_seen--;
+  w->forgot = 1;
+}
+
+/* Index (ascending order) of the first id >= id. Ids come nearly in order
+ * (a container's id above its messages'): the last few are looked at
+ * first, then a binary search. */
 static size_t seen_lower(const mtci_session *s, int64_t id) {
-  size_t lo = 0, hi = s->n_seen;
+  const mtci_sess_seen *w = seen_ring(s);
+  size_t k = s->n_seen;
+  for (int steps = 0; k > 0 && steps < 4; steps++, k--)
+    if (seen_at(w, k - 1) < id) return k;
+  size_t lo = 0, hi = k; /* the answer is in [0, k]: ids from k on are >= id */
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (s->seen[mid] < id) lo = mid + 1;
+    if (seen_at(w, mid) < id) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
+/* Below the window: something was forgotten (or it is full) and id is
+ * lower than every id kept. Each forgotten id was lower than those kept,
+ * so no id seen before gets past this and seen_lower together. */
+static int seen_below(const mtci_session *s, int64_t id) {
+  const mtci_sess_seen *w = seen_ring(s);
+  return (w->forgot || s->n_seen == MTCI_SESSION_SEEN_WINDOW) && id < seen_at(w, 0);
+}
+
 int mtci_sess_seen_state(const mtci_session *s, int64_t msg_id) {
-  if (s->n_seen == MTCI_SESSION_SEEN_WINDOW && msg_id < s->seen[0]) return -1;
+  const mtci_sess_seen *w = seen_ring(s);
+  if (!w || s->n_seen == 0) return 0;
+  if (seen_below(s, msg_id)) return -1;
   size_t i = seen_lower(s, msg_id);
-  return i < s->n_seen && s->seen[i] == msg_id;
+  return i < s->n_seen && seen_at(w, i) == msg_id;
 }
 
 int mtci_sess_seen_add(mtci_session *s, int64_t msg_id) {
-  if (mtci_sess_seen_state(s, msg_id) != 0) return MTC_ERR_SESSION_DUPLICATE;
-  size_t i = seen_lower(s, msg_id);
-  if (s->n_seen == MTCI_SESSION_SEEN_WINDOW) { /* forget the lowest */
-    memmove(s->seen, s->seen + 1, (i - 1) * sizeof *s->seen);
-    s->seen[i - 1] = msg_id;
-    return 0;
+  mtci_sess_seen *w = seen_ring(s);
+  if (!w) return MTC_ERR_SESSION_DUPLICATE;
+  size_t i = 0;
+  if (s->n_seen) {
+    if (seen_below(s, msg_id)) return MTC_ERR_SESSION_DUPLICATE;
+    i = seen_lower(s, msg_id);
+    if (i < s->n_seen && seen_at(w, i) == msg_id) return MTC_ERR_SESSION_DUPLICATE;
   }
-  memmove(s->seen + i + 1, s->seen + i, (s->n_seen - i) * sizeof *s->seen);
-  s->seen[i] = msg_id;
+  if (s->n_seen == w->cap && w->cap < MTCI_SESSION_SEEN_WINDOW) {
+    size_t cap = w->cap * 2 < MTCI_SESSION_SEEN_WINDOW ? w->cap * 2 : MTCI_SESSION_SEEN_WINDOW;
+    if (seen_resize(s, cap) == 0) w = seen_ring(s); /* else: a smaller window, still safe */
+  }
+  if (s->n_seen == w->cap) {
+    /* Full: the lowest goes. An id below it cannot take its place (the
+     * forgotten id would then be above the lowest kept). */
+    if (i == 0) return MTC_ERR_SESSION_DUPLICATE;
+    seen_forget_lowest(s);
+    i--;
+  }
+  for (size_t k = s->n_seen; k > i; k--) w->ids[seen_pos(w, k)] = seen_at(w, k - 1);
+  w->ids[seen_pos(w, i)] = msg_id;
   s->n_seen++;
   return 0;
+}
+
+int64_t mtci_sess_seen_max(const mtci_session *s) {
+  return s->seen && s->n_seen ? seen_at(seen_ring(s), s->n_seen - 1) : 0;
+}
+
+void mtci_sess_seen_expire(mtci_session *s, int64_t now_ms) {
+  mtci_sess_seen *w = seen_ring(s);
+  if (!w || !s->time_synced) return;
+  int64_t limit = mtci_session_server_time_ms(s, now_ms) - MTCI_SESS_SEEN_KEEP_MS;
+  while (s->n_seen > 1 && mtci_session_msg_id_ms(seen_at(w, 0)) < limit) seen_forget_lowest(s);
+  size_t cap = w->cap; /* shrink to at most half full (hysteresis: only from a quarter) */
+  while (cap / 2 >= MTCI_SESS_SEEN_MIN_CAP && s->n_seen <= cap / 4) cap /= 2;
+  if (cap != w->cap) (void)seen_resize(s, cap); /* no memory: keep the larger ring */
+}
+
+size_t mtci_sess_seen_bytes(const mtci_session *s) {
+  const mtci_sess_seen *w = seen_ring(s);
+  return w ? sizeof *w + w->cap * sizeof w->ids[0] : 0;
 }
 
 void mtci_sess_set_salt(mtci_session *s, int64_t salt) {
@@ -475,8 +657,14 @@ int mtci_session_init(mtci_session *s, const mtci_session_config *c, int64_t now
   s->rtt_ms = -1;
   int rc = build_init_prefix(s, c);
   if (!rc) {
-    s->seen = malloc(MTCI_SESSION_SEEN_WINDOW * sizeof *s->seen);
-    if (!s->seen) rc = MTC_ERR_NOMEM;
+    s->ev_cur = calloc(1, sizeof(mtci_sess_evcur));
+    if (s->ev_cur) s->ev_cur_size = sizeof(mtci_sess_evcur);
+    else rc = MTC_ERR_NOMEM;
+  }
+  if (!rc) {
+    size_t cap = MTCI_SESS_SEEN_MIN_CAP;
+    if (cap > MTCI_SESSION_SEEN_WINDOW) cap = MTCI_SESSION_SEEN_WINDOW;
+    rc = seen_resize(s, cap);
   }
   if (!rc) {
     s->session_id = c->session_id;
@@ -498,6 +686,7 @@ int mtci_session_init(mtci_session *s, const mtci_session_config *c, int64_t now
 void mtci_session_free(mtci_session *s) {
   if (!s) return;
   for (size_t i = 0; i < s->n_reqs; i++) req_free(s->reqs[i]);
+  if (s->reqs) free_spares(s);
   free(s->reqs);
   for (size_t i = 0; i < s->n_svc; i++) free(s->svc[i].body);
   free(s->svc);
@@ -510,6 +699,7 @@ void mtci_session_free(mtci_session *s) {
       free(q->buf);
     }
   }
+  if (s->evq) mtci_zeroize(s->evq, s->evq_cap * sizeof *s->evq); /* inline payloads */
   free(s->evq);
   free_ev_cur(s);
   if (s->rx) {
@@ -526,12 +716,24 @@ static int ping_in_flight(const mtci_session *s) {
   return s->ping_msg_id != 0 && s->last_rx_ms < s->ping_sent_ms;
 }
 
-/* Earliest send time of a request waiting for its answer, or INT64_MAX. */
-static int64_t oldest_sent(const mtci_session *s) {
+/* max(last_rx_ms, the earliest send time of a request waiting for its
+ * answer), or INT64_MAX with none. The scan stops at a request sent before
+ * the last inbound bytes (usually the first one). */
+static int64_t probe_base(const mtci_session *s) {
   int64_t t = INT64_MAX;
-  for (size_t i = 0; i < s->n_reqs; i++)
-    if (s->reqs[i]->sent) t = min64(t, s->reqs[i]->sent_ms);
+  for (size_t i = 0; i < s->n_reqs; i++) {
+    const mtci_session_req *r = s->reqs[i];
+    if (!r->sent) continue;
+    if (r->sent_ms <= s->last_rx_ms) return s->last_rx_ms;
+    t = min64(t, r->sent_ms);
+  }
   return t;
+}
+
+static int any_sent(const mtci_session *s) {
+  for (size_t i = 0; i < s->n_reqs; i++)
+    if (s->reqs[i]->sent) return 1;
+  return 0;
 }
 
 static int64_t dead_at(const mtci_session *s) {
@@ -549,9 +751,8 @@ static int64_t keepalive_at(const mtci_session *s) {
 
 static int64_t probe_at(const mtci_session *s) {
   if (ping_in_flight(s)) return INT64_MAX;
-  int64_t o = oldest_sent(s);
-  if (o == INT64_MAX) return INT64_MAX;
-  return max64(s->last_rx_ms, o) + s->probe_after_ms;
+  int64_t o = probe_base(s);
+  return o == INT64_MAX ? INT64_MAX : o + s->probe_after_ms;
 }
 
 static int salts_needed(const mtci_session *s, int64_t now_ms) {
@@ -588,7 +789,41 @@ int64_t mtci_session_next_deadline(const mtci_session *s) {
   return t;
 }
 
+/* Quiet for a while: release what a burst left behind (the event payload
+ * handed out last stays: it may still be in use). */
+static void trim(mtci_session *s) {
+  if (s->reqs) free_spares(s);
+  if (s->n_reqs == 0 && s->reqs) {
+    free(s->reqs);
+    s->reqs = NULL;
+    s->cap_reqs = 0;
+  }
+  if (s->evq_n == 0 && s->evq) {
+    mtci_zeroize(s->evq, s->evq_cap * sizeof *s->evq);
+    free(s->evq);
+    s->evq = NULL;
+    s->evq_cap = s->evq_head = 0;
+  }
+  if (s->n_acks == 0 && s->acks) {
+    free(s->acks);
+    s->acks = NULL;
+    s->cap_acks = 0;
+  }
+  if (s->n_svc == 0 && s->svc) {
+    free(s->svc);
+    s->svc = NULL;
+    s->cap_svc = 0;
+  }
+  if (s->rx) {
+    mtci_zeroize(s->rx, s->rx_cap);
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_cap = 0;
+  }
+}
+
 static int tick(mtci_session *s, int64_t now_ms) {
+  if (now_ms - s->last_rx_ms >= MTCI_SESS_TRIM_QUIET_MS) trim(s);
   if (s->connected && !s->dead) {
     if (now_ms >= dead_at(s)) {
       s->dead = 1;
@@ -666,32 +901,41 @@ typedef struct out_item {
   int32_t seqno;
 } out_item;
 
-static void emit_body(mtci_session *s, mtci_tl_writer *w, const out_item *it, size_t n_acks,
-                      int64_t ping_id) {
+/* Writes the item's message body at p (it->body_len bytes); returns the
+ * end. */
+static uint8_t *emit_body(const mtci_session *s, uint8_t *p, const out_item *it, size_t n_acks,
+                          int64_t ping_id) {
   switch (it->kind) {
   case IT_ACKS:
-    mtci_tl_write_u32(w, MTCI_ID_MSGS_ACK);
-    mtci_tl_write_vector(w, (uint32_t)n_acks);
-    for (size_t i = 0; i < n_acks; i++) mtci_tl_write_long(w, s->acks[i]);
+    put32(p, MTCI_ID_MSGS_ACK);
+    put32(p + 4, MTCI_TL_VECTOR_ID);
+    put32(p + 8, (uint32_t)n_acks);
+    p += 12;
+    for (size_t i = 0; i < n_acks; i++, p += 8) put64(p, s->acks[i]);
     break;
   case IT_PING:
-    if (s->no_keepalive) {
-      mtci_tl_write_u32(w, MTCI_ID_PING);
-      mtci_tl_write_long(w, ping_id);
-    } else {
-      mtci_tl_write_u32(w, MTCI_ID_PING_DELAY_DISCONNECT);
-      mtci_tl_write_long(w, ping_id);
-      mtci_tl_write_int(w, s->ping_disconnect_delay_s);
+    put32(p, s->no_keepalive ? MTCI_ID_PING : MTCI_ID_PING_DELAY_DISCONNECT);
+    put64(p + 4, ping_id);
+    p += 12;
+    if (!s->no_keepalive) {
+      put32(p, (uint32_t)s->ping_disconnect_delay_s);
+      p += 4;
     }
     break;
   case IT_SVC:
-    mtci_tl_write_raw(w, s->svc[it->index].body, s->svc[it->index].len);
+    memcpy(p, s->svc[it->index].body, s->svc[it->index].len);
+    p += s->svc[it->index].len;
     break;
   default:
-    if (it->wrap) mtci_tl_write_raw(w, s->init_prefix, s->init_prefix_len);
-    mtci_tl_write_raw(w, it->req->body, it->req->len);
+    if (it->wrap) {
+      memcpy(p, s->init_prefix, s->init_prefix_len);
+      p += s->init_prefix_len;
+    }
+    memcpy(p, it->req->body, it->req->len);
+    p += it->req->len;
     break;
   }
+  return p;
 }
 
 /* Plaintext length with padding for data_len bytes of message data; extra
@@ -718,9 +962,14 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   if (rc) return rc;
 
   /* 1. what goes out: acks, ping, service messages, then queued requests */
-  size_t n_cand = s->n_svc + s->n_reqs + 2;
+  size_t n_unsent = 0;
+  for (size_t i = 0; i < s->n_reqs; i++) n_unsent += !s->reqs[i]->sent;
+  int ping_now = s->ping_due && s->connected && !s->dead;
+  if (!s->n_acks && !ping_now && !s->n_svc && !n_unsent) return 0;
+  size_t n_cand = s->n_svc + n_unsent + 2;
   size_t cap = n_cand < MTCI_TL_CONTAINER_MAX_MSGS ? n_cand : MTCI_TL_CONTAINER_MAX_MSGS;
-  out_item *items = calloc(cap, sizeof *items);
+  out_item local[64]; /* the usual case needs no allocation */
+  out_item *items = cap <= sizeof local / sizeof local[0] ? local : calloc(cap, sizeof *items);
   if (!items) return MTC_ERR_NOMEM;
   size_t n = 0, total = MTCI_TL_CONTAINER_HEADER, n_acks = 0;
   int full = 0;
@@ -735,15 +984,14 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
     }                                                                                            \
   } while (0)
 
-  int have_other = s->n_svc > 0 || (s->ping_due && s->connected && !s->dead);
-  for (size_t i = 0; i < s->n_reqs && !have_other; i++) have_other = !s->reqs[i]->sent;
+  int have_other = s->n_svc > 0 || ping_now || n_unsent > 0;
   if (s->n_acks && (have_other || s->n_acks > MTCI_SESSION_ACKS_IMMEDIATE ||
                     now_ms >= s->ack_since_ms + s->ack_flush_ms)) {
     n_acks = s->n_acks < MTCI_SESSION_ACKS_PER_MSG ? s->n_acks : MTCI_SESSION_ACKS_PER_MSG;
     out_item it = {IT_ACKS, 0, NULL, 12 + 8 * n_acks, 0, 0, 0, 0};
     TRY_ADD(it);
   }
-  if (!full && s->ping_due && s->connected && !s->dead) {
+  if (!full && ping_now) {
     out_item it = {IT_PING, 0, NULL, s->no_keepalive ? 12u : 16u, 0, 0, 0, 0};
     TRY_ADD(it);
   }
@@ -761,7 +1009,7 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   }
 #undef TRY_ADD
   if (n == 0) {
-    free(items);
+    if (items != local) free(items);
     return 0;
   }
 
@@ -785,43 +1033,67 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
     data_len = total;
   }
 
+  /* 2b. bodies that depend on their msg_id (invoke_built) */
+  for (size_t i = 0; i < n && !rc; i++) {
+    mtci_session_req *r = items[i].req;
+    if (items[i].kind != IT_REQ || !r->build) continue;
+    mtci_tl_writer bw;
+    mtci_tl_writer_init(&bw, 0);
+    rc = r->build(r->build_ud, items[i].msg_id, &bw);
+    if (!rc && bw.err) rc = bw.err;
+    if (!rc && bw.len != r->len) rc = MTC_ERR_INTERNAL;
+    if (!rc) memcpy(r->body, mtci_tl_writer_data(&bw), r->len);
+    mtci_tl_writer_free(&bw);
+  }
+  if (rc) {
+    if (items != local) free(items);
+    return rc;
+  }
+
   /* 3. plaintext, in place in out after room for auth_key_id and msg_key */
   size_t start = out->len;
   uint8_t extra = 0;
   if (s->random_padding) {
     rc = s->rnd(s->rnd_ud, &extra, 1);
     if (rc) {
-      free(items);
+      if (items != local) free(items);
       return rc;
     }
   }
   size_t plain_len = padded_len(s, data_len, extra);
-  mtci_tl_write_reserve(out, OUTER_LEN);
-  mtci_tl_write_long(out, s->salt);
-  mtci_tl_write_long(out, s->session_id);
-  mtci_tl_write_long(out, msg_id);
-  mtci_tl_write_int(out, seqno);
-  mtci_tl_write_u32(out, (uint32_t)data_len);
-  if (n > 1) {
-    mtci_tl_write_u32(out, MTCI_TL_MSG_CONTAINER_ID);
-    mtci_tl_write_u32(out, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-      mtci_tl_write_long(out, items[i].msg_id);
-      mtci_tl_write_int(out, items[i].seqno);
-      mtci_tl_write_u32(out, (uint32_t)items[i].body_len);
-      emit_body(s, out, &items[i], n_acks, ping_id);
-    }
-  } else {
-    emit_body(s, out, &items[0], n_acks, ping_id);
-  }
-  size_t pad = plain_len - HEADER_LEN - data_len;
-  uint8_t *padp = mtci_tl_write_reserve(out, pad);
+  /* the whole packet at once, then the fields written in place:
+   * | OUTER_LEN | salt session_id msg_id seq_no length | data | padding | */
+  uint8_t *pkt = mtci_tl_write_reserve(out, OUTER_LEN + plain_len);
   rc = out->err;
-  if (!rc && out->len - start != OUTER_LEN + plain_len) rc = MTC_ERR_INTERNAL;
-  if (!rc) rc = s->rnd(s->rnd_ud, padp, pad);
+  if (!rc) {
+    uint8_t *p = pkt + OUTER_LEN;
+    put64(p, s->salt);
+    put64(p + 8, s->session_id);
+    put64(p + 16, msg_id);
+    put32(p + 24, (uint32_t)seqno);
+    put32(p + 28, (uint32_t)data_len);
+    p += HEADER_LEN;
+    if (n > 1) {
+      put32(p, MTCI_TL_MSG_CONTAINER_ID);
+      put32(p + 4, (uint32_t)n);
+      p += 8;
+      for (size_t i = 0; i < n && !rc; i++) {
+        put64(p, items[i].msg_id);
+        put32(p + 8, (uint32_t)items[i].seqno);
+        put32(p + 12, (uint32_t)items[i].body_len);
+        uint8_t *end = emit_body(s, p + 16, &items[i], n_acks, ping_id);
+        if ((size_t)(end - p) != MTCI_TL_CONTAINER_MSG_HEADER + items[i].body_len)
+          rc = MTC_ERR_INTERNAL;
+        p = end;
+      }
+    } else {
+      p = emit_body(s, p, &items[0], n_acks, ping_id);
+    }
+    if (!rc && p != pkt + OUTER_LEN + HEADER_LEN + data_len) rc = MTC_ERR_INTERNAL;
+    if (!rc) rc = s->rnd(s->rnd_ud, p, plain_len - HEADER_LEN - data_len);
+  }
   uint32_t qa = 0;
   if (!rc) {
-    uint8_t *pkt = mtci_tl_writer_data(out) + start;
     uint8_t *plain = pkt + OUTER_LEN;
     uint8_t mk[16], mk_large[32], key[32], iv[32];
     mtci_mtp2_msg_key(s->auth_key, 0, plain, plain_len, mk, mk_large);
@@ -839,7 +1111,7 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
     if (out->buf && out->len > start) mtci_zeroize(mtci_tl_writer_data(out) + start, out->len - start);
     out->len = start;
     out->err = 0;
-    free(items);
+    if (items != local) free(items);
     return rc;
   }
 
@@ -863,7 +1135,7 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
     } else if (it->kind == IT_PING) {
       s->ping_msg_id = it->msg_id;
       s->ping_sent_ms = now_ms;
-      s->ping_probe = s->ping_due == 2 || oldest_sent(s) != INT64_MAX;
+      s->ping_probe = s->ping_due == 2 || any_sent(s);
       s->ping_due = 0;
       if (!s->no_keepalive) s->last_keepalive_ms = now_ms;
     } else if (it->kind == IT_SVC) {
@@ -884,7 +1156,7 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   s->stats.packets_out++;
   if (n > 1) s->stats.containers_out++;
   if (quick_ack) *quick_ack = qa;
-  free(items);
+  if (items != local) free(items);
   return 1;
 }
 
@@ -967,9 +1239,10 @@ int mtci_session_feed_packet(mtci_session *s, int64_t now_ms, const uint8_t *pkt
   }
 
   /* accepted: commit, then handle the messages */
-  mtci_sess_seen_add(s, msg_id);
   s->time_offset_ms = new_offset;
   s->time_synced = 1;
+  mtci_sess_seen_expire(s, now_ms);
+  mtci_sess_seen_add(s, msg_id);
   mtci_session_on_bytes_received(s, now_ms);
   s->stats.packets_in++;
   s->last_ignored = 0;

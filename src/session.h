@@ -281,6 +281,23 @@ void mtci_session_free(mtci_session *s);
  */
 int mtci_session_invoke(mtci_session *s, const uint8_t *body, size_t len, uint32_t flags,
                         uint64_t token);
+/*
+ * A query whose body depends on the msg_id it is sent with (PFS: the
+ * auth.bindTempAuthKey call carries bind_auth_key_inner sealed with that
+ * msg_id, PROTOCOL.md §6.8). fn(ud, msg_id, out) appends exactly len bytes
+ * (a multiple of 4, >= 4) to out; it is called every time the message is
+ * serialized: the first send and every resend (bad_server_salt, bad_msg,
+ * new session, reconnect), each time with the new msg_id, so fn and ud must
+ * stay valid until the request is answered, failed or cancelled (it may read
+ * s->session_id: the session the message goes out in). Never wrapped in
+ * invokeWithLayer(initConnection), never gzip-packed. If fn fails (negative
+ * rc) or appends another length, build_packet returns that rc
+ * (MTC_ERR_INTERNAL for a wrong length) and sends nothing.
+ * Errors: MTC_ERR_INVALID_ARG, MTC_ERR_SESSION_DUP_TOKEN, MTC_ERR_NOMEM.
+ */
+typedef int (*mtci_session_build_fn)(void *ud, int64_t msg_id, mtci_tl_writer *out);
+int mtci_session_invoke_built(mtci_session *s, mtci_session_build_fn fn, void *ud, size_t len,
+                              uint32_t flags, uint64_t token);
 /* Forget a pending request: no event will carry its token (a late answer is
  * dropped). MTC_ERR_SESSION_NO_REQUEST if none is pending with it. */
 int mtci_session_cancel(mtci_session *s, uint64_t token);

@@ -18,8 +18,10 @@ struct mtci_session_req {
   uint64_t token;
   int kind; /* REQ_* */
   uint32_t flags;
-  uint8_t *body; /* owned; possibly gzip_packed */
+  uint8_t *body; /* right after this struct (one allocation); possibly gzip_packed */
   size_t len;
+  mtci_session_build_fn build; /* non-NULL: body is rebuilt for each send (invoke_built) */
+  void *build_ud;
   int sent;       /* 1: sent on this connection, awaiting an answer */
   int acked;      /* the server acknowledged the current send */
   int wrapped;    /* the current send is wrapped */
@@ -31,13 +33,71 @@ struct mtci_session_req {
   uint32_t quick_ack;
   struct mtci_session_old_id old[MTCI_SESSION_OLD_IDS];
   size_t n_old;
+  size_t body_cap; /* body = (uint8_t *)(this + 1), body_cap bytes: one allocation */
+  /* >= the token of every REQ_API request up to this one in s->reqs (it
+   * stays an upper bound when requests go): a new token above the last
+   * request's needs no duplicate search (tokens usually count up). */
+  uint64_t token_bound;
 };
+
+/* Answered requests are kept for reuse in s->reqs[n_reqs..] (non-NULL
+ * there, NULL after them) when their body room is at most this; released
+ * when the session goes quiet (see MTCI_SESS_TRIM_QUIET_MS). */
+#define MTCI_SESS_SPARE_BODY_MAX 256
+/* No inbound bytes this long: the timers (tick) release what a burst left
+ * behind: spare requests, empty queue arrays, the decryption scratch. */
+#define MTCI_SESS_TRIM_QUIET_MS 1000
+
+/*
+ * The duplicate window s->seen points to (it is declared int64_t * in
+ * session.h; only session.c and session_msgs.c look inside). The received
+ * msg_ids kept, ascending, as a ring: the k-th lowest of the s->n_seen is
+ * ids[(head + k) % cap]. An id above all the others (the usual case) goes
+ * in at the end in O(1); the lowest is forgotten in O(1).
+ *
+ * Kept: at most MTCI_SESSION_SEEN_WINDOW ids, and (once the clock is
+ * synced) only those not older than MTCI_SESS_SEEN_KEEP_MS of server time,
+ * the newest one always. cap grows (doubling) from MTCI_SESS_SEEN_MIN_CAP
+ * with the ids kept and shrinks when they are few, so an idle session holds
+ * a few dozen bytes. Once an id was forgotten, `forgot` says so and every id
+ * below the lowest kept one counts as seen ("below the window"): a
+ * duplicate is rejected whether it is still in the window or not.
+ */
+typedef struct mtci_sess_seen {
+  size_t head, cap;
+  int forgot;
+  int64_t ids[]; /* cap of them */
+} mtci_sess_seen;
+
+#define MTCI_SESS_SEEN_MIN_CAP 16
+/* Twice the msg_id time bound: older ids could only come inside a container
+ * (the outer msg_id is held to MTCI_SESSION_TIME_PAST_S). */
+#define MTCI_SESS_SEEN_KEEP_MS (2 * MTCI_SESSION_TIME_PAST_S * 1000)
+
+/* Payloads up to this many bytes (with the NUL the session adds) are kept
+ * in the queue entry itself: no allocation per event. */
+#define MTCI_SESS_EV_INLINE 47
 
 struct mtci_session_evq {
   mtci_session_event ev;
-  uint8_t *buf; /* owned payload (ev.data points into it) */
+  uint8_t *buf; /* owned payload (ev.data points into it), or NULL */
   size_t buf_size;
+  uint8_t inl_size; /* > 0: the payload is inl[0..inl_size) (ev.data is set when handed out) */
+  uint8_t inl[MTCI_SESS_EV_INLINE];
 };
+
+/*
+ * What s->ev_cur points to (declared uint8_t * in session.h), allocated
+ * with the session: the payload of the event last handed out, valid until
+ * the next next_event / free. An inline payload is copied to `small`
+ * (the queue array may move); an owned one is held as `big`.
+ */
+typedef struct mtci_sess_evcur {
+  uint8_t *big;
+  size_t big_size;
+  uint8_t small[MTCI_SESS_EV_INLINE];
+  uint8_t small_size;
+} mtci_sess_evcur;
 
 static inline uint32_t mtci_sess_le32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -76,9 +136,15 @@ int mtci_sess_queue_ack(mtci_session *s, int64_t msg_id, int64_t now_ms);
 int mtci_sess_queue_svc(mtci_session *s, const uint8_t *body, size_t len);
 /* Seen-window lookup: 1 seen, 0 not seen, -1 below the window. */
 int mtci_sess_seen_state(const mtci_session *s, int64_t msg_id);
-/* Add a received msg_id: 0 added, MTC_ERR_SESSION_DUPLICATE (seen or below
- * a full window). */
+/* Add a received msg_id: 0 added, MTC_ERR_SESSION_DUPLICATE (seen, or below
+ * the window). */
 int mtci_sess_seen_add(mtci_session *s, int64_t msg_id);
+/* The highest msg_id in the window (0 if none). */
+int64_t mtci_sess_seen_max(const mtci_session *s);
+/* Forget window ids older than MTCI_SESS_SEEN_KEEP_MS (clock synced only). */
+void mtci_sess_seen_expire(mtci_session *s, int64_t now_ms);
+/* Heap bytes of the window (for the bench's breakdown). */
+size_t mtci_sess_seen_bytes(const mtci_session *s);
 /* Switch to the newest future salt whose valid_since has passed. */
 void mtci_sess_update_salt(mtci_session *s, int64_t now_ms);
 /* Adopt a salt from the server (SALT_UPDATED if it changed). */

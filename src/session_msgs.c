@@ -139,7 +139,9 @@ static void on_rpc_result(mtci_session *s, int64_t now_ms, int64_t msg_id, const
     return;
   }
   mtci_tl_rpc_error e;
-  int er = mtci_tl_rpc_error_parse(u.data, u.len, &e);
+  int er = 0; /* the parse clears a 280-byte struct: only for what may be an rpc_error */
+  if (u.len < 4 || mtci_sess_le32(u.data) == MTCI_TL_RPC_ERROR_ID)
+    er = mtci_tl_rpc_error_parse(u.data, u.len, &e);
   if (er < 0) {
     fail_req(s, r, er);
   } else if (er == 1) {
@@ -292,7 +294,7 @@ static void on_state_req(mtci_session *s, int64_t msg_id, const uint8_t *obj, si
   mtci_tl_write_u32(&w, MTCI_ID_MSGS_STATE_INFO);
   mtci_tl_write_long(&w, msg_id);
   uint8_t *info = mtci_tl_write_bytes_reserve(&w, n);
-  int64_t max_seen = s->n_seen ? s->seen[s->n_seen - 1] : 0;
+  int64_t max_seen = mtci_sess_seen_max(s);
   for (uint32_t i = 0; info && i < n; i++) {
     int64_t id = mtci_sess_le64(obj + start + 8 * (size_t)i);
     int st = mtci_sess_seen_state(s, id);

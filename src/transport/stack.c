@@ -42,8 +42,17 @@
 enum { ST_NONE = 0, ST_INIT, ST_HANDSHAKING, ST_READY, ST_FAILED };
 enum { STAGE_SOCKS = 1, STAGE_TLS, STAGE_DATA };
 
-#define BUF_FIRST 4096u
-#define BUF_KEEP (4u * 1024u * 1024u) /* drained buffers above this are released */
+/* Buffers are allocated when bytes arrive (the first one just big enough,
+ * from BUF_FIRST doubling) and released as soon as they are drained: an
+ * idle connection holds none. */
+#define BUF_FIRST 512u
+
+/* The fake-TLS handshake's state, allocated by mtci_stack_start and freed
+ * once the ServerHello is verified: only fake-TLS connections pay for it. */
+struct mtci_stack_tls_hs {
+  mtci_tls_sh sh;
+  uint8_t hello[MTCI_TLS_HELLO_LEN]; /* ClientHello (queued after the SOCKS5 reply) */
+};
 
 static const uint8_t ccs_record[6] = {0x14, 0x03, 0x03, 0x00, 0x01, 0x01};
 
@@ -88,11 +97,17 @@ static void buf_free(mtci_stack_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* After the content was taken: start over at 0, drop a large buffer. */
+/* After the content was taken: release the buffer. */
 static void buf_drained(mtci_stack_buf *b) {
-  if (b->pos != b->len) return;
-  b->pos = b->len = 0;
-  if (b->cap > BUF_KEEP) buf_free(b);
+  if (b->pos == b->len && b->p) buf_free(b);
+}
+
+static void tls_hs_free(mtci_stack *st) {
+  if (!st->hs) return;
+  mtci_tls_sh_free(&st->hs->sh);
+  mtci_zeroize(st->hs, sizeof *st->hs);
+  free(st->hs);
+  st->hs = NULL;
 }
 
 /*
@@ -221,11 +236,13 @@ int mtci_stack_start(mtci_stack *st, int64_t unix_time) {
   if (st->state != ST_INIT) return MTC_ERR_INVALID_ARG;
   int rc;
   if (st->tls) {
+    st->hs = calloc(1, sizeof *st->hs);
+    if (!st->hs) return fail(st, MTC_ERR_NOMEM);
     rc = mtci_tls_client_hello(st->secret.key, (const uint8_t *)st->secret.domain,
                                st->secret.domain_len, unix_time, st->rnd, st->rnd_ud, NULL,
-                               st->hello);
+                               st->hs->hello);
     if (rc < 0) return fail(st, rc);
-    mtci_tls_sh_init(&st->sh, st->secret.key, st->hello + MTCI_TLS_RANDOM_OFFSET);
+    mtci_tls_sh_init(&st->hs->sh, st->secret.key, st->hs->hello + MTCI_TLS_RANDOM_OFFSET);
     mtci_tls_writer_init(&st->tw, 0);
   }
 
@@ -251,7 +268,7 @@ int mtci_stack_start(mtci_stack *st, int64_t unix_time) {
     rc = socks_flush(st);
     st->stage = STAGE_SOCKS;
   } else if (st->tls) {
-    rc = buf_append(&st->out, st->hello, sizeof st->hello);
+    rc = buf_append(&st->out, st->hs->hello, sizeof st->hs->hello);
     st->stage = STAGE_TLS;
   } else {
     st->stage = STAGE_DATA;
@@ -275,7 +292,7 @@ void mtci_stack_free(mtci_stack *st) {
   mtci_codec_free(&st->codec);
   mtci_obfs_free(&st->ob);
   mtci_socks5_free(&st->s5);
-  mtci_tls_sh_free(&st->sh);
+  tls_hs_free(st);
   mtci_proxy_secret_free(&st->secret);
   buf_free(&st->out);
   buf_free(&st->held);
@@ -535,19 +552,19 @@ int mtci_stack_feed(mtci_stack *st, const uint8_t *in, size_t len, size_t *consu
     }
     if (rc != MTCI_SOCKS5_DONE) return 0;
     if (!st->tls) return go_ready(st, ev);
-    rc = buf_append(&st->out, st->hello, sizeof st->hello);
+    rc = buf_append(&st->out, st->hs->hello, sizeof st->hs->hello);
     if (rc < 0) return fail(st, rc);
     st->stage = STAGE_TLS;
   }
 
   if (st->stage == STAGE_TLS) {
-    rc = mtci_tls_sh_feed(&st->sh, in + pos, len - pos, &used);
+    rc = mtci_tls_sh_feed(&st->hs->sh, in + pos, len - pos, &used);
     pos += used;
     st->bytes_in += used;
     *consumed = pos;
     if (rc < 0) return fail(st, rc);
     if (rc == 0) return 0;
-    mtci_tls_sh_free(&st->sh); /* the MAC state is no longer needed */
+    tls_hs_free(st); /* the MAC state and the ClientHello are no longer needed */
     return go_ready(st, ev);
   }
 
@@ -601,7 +618,7 @@ int mtci_stack_eof(const mtci_stack *st) {
   if (st->state != ST_HANDSHAKING && st->state != ST_READY) return MTC_ERR_INVALID_ARG;
   switch (st->stage) {
   case STAGE_SOCKS: return MTC_ERR_TRANSPORT_CLOSED;
-  case STAGE_TLS: return mtci_tls_sh_eof(&st->sh);
+  case STAGE_TLS: return st->hs ? mtci_tls_sh_eof(&st->hs->sh) : MTC_ERR_INTERNAL;
   default: break;
   }
   if (st->tls && st->rec_hl) return MTC_ERR_TLS_TRUNCATED;      /* inside a record */

@@ -51,7 +51,8 @@
  * and bounded: output by MTCI_STACK_MAX_QUEUED (or the configured cap);
  * the receive buffer by twice one partial frame (the codec's 16 MiB cap)
  * plus one MTCI_STACK_RX_BATCH, growing (doubling) only with bytes that
- * arrived; drained buffers above 4 MiB are released. mtci_stack_free
+ * arrived; drained buffers are released (an idle connection holds none),
+ * and the fake-TLS handshake state lives only until READY. mtci_stack_free
  * zeroizes the key material (obfuscation streams, TLS MAC state, secret,
  * SOCKS5 credentials) and releases everything.
  *
@@ -145,13 +146,12 @@ typedef struct mtci_stack {
   mtci_codec codec;
   mtci_obfs ob;
   mtci_socks5 s5;
-  mtci_tls_sh sh;
+  struct mtci_stack_tls_hs *hs; /* fake-TLS only, from start until READY (stack.c) */
   mtci_tls_writer tw;
   uint8_t rec_hdr[5]; /* received record header, as mtci_tls_reader reads it */
   uint8_t rec_hl;
   uint8_t rec_ccs;
   size_t rec_left;
-  uint8_t hello[MTCI_TLS_HELLO_LEN]; /* ClientHello (queued after the SOCKS5 reply) */
   mtci_stack_buf out;  /* socket bytes waiting for the caller */
   mtci_stack_buf held; /* stream bytes produced before READY */
   mtci_stack_buf rx;   /* decrypted stream bytes not yet taken by the codec */

@@ -39,8 +39,16 @@
 
 #define MAX_SESSIONS 16
 #define MAX_ISSUED_SALTS 64
-#define MAX_RX_LOG 4096
+#define MAX_RX_LOG 4096 /* messages kept for mock_session_rx (a ring: the newest) */
 #define MAX_SENT_LOG 64
+/* Received msg_ids remembered per session for the duplicate and seq_no
+ * checks (a power of two). Like a real server (and the client), the mock
+ * keeps a bounded window: a repeated msg_id is detected while it is among
+ * the newest MAX_SEEN ids of its session, and an id below the lowest one
+ * of a full window counts as already seen (ignored; msgs_state_info says
+ * 1, "unknown"). The client's 300 s msg_id time bound makes that window far
+ * larger than any test or bench needs. */
+#define MAX_SEEN 4096
 
 typedef struct rxid {
   int64_t id;
@@ -51,8 +59,11 @@ typedef struct msess {
   int64_t id;
   int inited;
   int32_t out_content; /* content messages sent to this session */
-  rxid *rx;            /* received (msg_id, seqno), sorted by msg_id */
-  size_t n_rx, cap_rx;
+  /* received (msg_id, seqno), sorted by msg_id, as a ring: entry k of the
+   * sorted order is rx[(rx_head + k) % cap_rx]. It grows (doubling) up to
+   * MAX_SEEN while rx_head is 0; once full, a new id evicts the lowest. */
+  rxid *rx;
+  size_t n_rx, cap_rx, rx_head;
 } msess;
 
 typedef struct omsg {
@@ -91,13 +102,17 @@ struct mock_session {
   int force_bad, force_bad_times;
   msess sess[MAX_SESSIONS];
   size_t n_sess;
-  mvec out, later, held, sent;
+  mvec out, later, held, sent; /* sent: the last MAX_SENT_LOG answers, a ring */
+  size_t sent_oldest;
   ack *acks;
   size_t n_acks, cap_acks;
   int64_t last_id, last_answer_id;
   mock_session_stats stats;
+  /* the last MAX_RX_LOG messages received, oldest first from rxlog_head;
+   * bodies are reused buffers (rxlog_cap bytes each) */
   mock_rx_msg rxlog[MAX_RX_LOG];
-  size_t n_rxlog;
+  size_t rxlog_cap[MAX_RX_LOG];
+  size_t n_rxlog, rxlog_head;
 };
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -206,15 +221,20 @@ static int add_ack(mock_session *m, int64_t sid, int64_t id) {
 
 static void log_rx(mock_session *m, int64_t sid, int64_t salt, int64_t id, int64_t cont,
                    int32_t seqno, const uint8_t *body, size_t len) {
-  if (m->n_rxlog == MAX_RX_LOG) {
-    free(m->rxlog[0].body);
-    memmove(m->rxlog, m->rxlog + 1, (MAX_RX_LOG - 1) * sizeof m->rxlog[0]);
+  if (m->n_rxlog == MAX_RX_LOG) { /* full: forget the oldest, its slot is reused */
+    m->rxlog_head = (m->rxlog_head + 1) % MAX_RX_LOG;
     m->n_rxlog--;
   }
-  mock_rx_msg *r = &m->rxlog[m->n_rxlog];
-  r->body = malloc(len ? len : 1);
-  if (!r->body) return;
-  memcpy(r->body, body, len);
+  size_t slot = (m->rxlog_head + m->n_rxlog) % MAX_RX_LOG;
+  mock_rx_msg *r = &m->rxlog[slot];
+  if (!r->body || m->rxlog_cap[slot] < len) {
+    size_t cap = len > 64 ? len : 64;
+    uint8_t *nb = realloc(r->body, cap);
+    if (!nb) return; /* not logged; slot is the ring's free end either way */
+    r->body = nb;
+    m->rxlog_cap[slot] = cap;
+  }
+  if (len) memcpy(r->body, body, len);
   r->len = len;
   r->session_id = sid;
   r->salt = salt;
@@ -263,7 +283,7 @@ void mock_session_free(mock_session *m) {
   free(m->held.v);
   free(m->sent.v);
   free(m->acks);
-  for (size_t i = 0; i < m->n_rxlog; i++) free(m->rxlog[i].body);
+  for (size_t i = 0; i < MAX_RX_LOG; i++) free(m->rxlog[i].body); /* empty slots too */
   mtci_zeroize(m, sizeof *m);
   free(m);
 }
@@ -284,7 +304,7 @@ int64_t mock_session_last_answer_id(const mock_session *m) { return m->last_answ
 const mock_session_stats *mock_session_get_stats(const mock_session *m) { return &m->stats; }
 size_t mock_session_rx_count(const mock_session *m) { return m->n_rxlog; }
 const mock_rx_msg *mock_session_rx(const mock_session *m, size_t i) {
-  return i < m->n_rxlog ? &m->rxlog[i] : NULL;
+  return i < m->n_rxlog ? &m->rxlog[(m->rxlog_head + i) % MAX_RX_LOG] : NULL;
 }
 
 size_t mock_session_release(mock_session *m) {
@@ -386,12 +406,18 @@ static void answer(mock_session *m, int64_t now_ms, msess *s, int64_t req_id,
       m->faults &= ~(unsigned)MOCK_SESS_DUP_ANSWER;
       mvec_push(&m->later, &copy);
     }
-    if (m->sent.n == MAX_SENT_LOG) {
-      free(m->sent.v[0].body);
-      memmove(m->sent.v, m->sent.v + 1, (MAX_SENT_LOG - 1) * sizeof *m->sent.v);
-      m->sent.n--;
+    if (m->sent.n < MAX_SENT_LOG) {
+      mvec_push(&m->sent, &copy);
+    } else { /* full: overwrite the oldest (the log is only searched by msg_id) */
+      omsg *o = &m->sent.v[m->sent_oldest];
+      uint8_t *nb = realloc(o->body, copy.len ? copy.len : 1);
+      if (nb) {
+        memcpy(nb, copy.body, copy.len);
+        *o = copy;
+        o->body = nb;
+      }
+      m->sent_oldest = (m->sent_oldest + 1) % MAX_SENT_LOG;
     }
-    mvec_push(&m->sent, &copy);
   }
   mtci_tl_writer_free(&w);
 }
@@ -502,46 +528,68 @@ static int is_content(uint32_t id) {
  * tdlib sends them as service messages (even), Telethon as content (odd). */
 static int any_parity(uint32_t id) { return id == ID_PING || id == ID_PING_DD; }
 
-/* 0 ok, or the bad_msg code for the seq_no order (32 too low, 33 too high). */
-static int seq_order(const msess *s, int64_t id, int32_t seqno) {
-  size_t lo = 0, hi = s->n_rx;
+/* Entry k (0 = lowest) of the session's sorted window. */
+static rxid *rx_at(const msess *s, size_t k) {
+  size_t i = s->rx_head + k;
+  return &s->rx[i < s->cap_rx ? i : i - s->cap_rx];
+}
+
+/* Index (in sorted order) of the first entry with an id >= id. The newest
+ * id is almost always the highest: checked first. */
+static size_t rx_lower(const msess *s, int64_t id) {
+  if (s->n_rx == 0 || rx_at(s, s->n_rx - 1)->id < id) return s->n_rx;
+  size_t lo = 0, hi = s->n_rx - 1;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (s->rx[mid].id < id) lo = mid + 1;
+    if (rx_at(s, mid)->id < id) lo = mid + 1;
     else hi = mid;
   }
+  return lo;
+}
+
+/* 1 if id is in the window, -1 if it is below a full window (too old to
+ * tell: treated as seen), 0 if new. */
+static int seen_state(const msess *s, int64_t id) {
+  if (s->n_rx == MAX_SEEN && id < rx_at(s, 0)->id) return -1;
+  size_t k = rx_lower(s, id);
+  return k < s->n_rx && rx_at(s, k)->id == id;
+}
+
+static int seen_before(const msess *s, int64_t id) { return seen_state(s, id) != 0; }
+
+/* 0 ok, or the bad_msg code for the seq_no order (32 too low, 33 too high),
+ * against the neighbours in the window. */
+static int seq_order(const msess *s, int64_t id, int32_t seqno) {
+  size_t lo = rx_lower(s, id);
   if (lo > 0) { /* the message before this one */
-    const rxid *p = &s->rx[lo - 1];
+    const rxid *p = rx_at(s, lo - 1);
     if (p->seqno > seqno || (p->seqno == seqno && (seqno & 1))) return 32;
   }
   if (lo < s->n_rx) { /* the message after it */
-    const rxid *nx = &s->rx[lo];
+    const rxid *nx = rx_at(s, lo);
     if (nx->seqno < seqno || (nx->seqno == seqno && (seqno & 1))) return 33;
   }
   return 0;
 }
 
-static int seen_before(const msess *s, int64_t id) {
-  for (size_t i = 0; i < s->n_rx; i++)
-    if (s->rx[i].id == id) return 1;
-  return 0;
-}
-
+/* Add a new id (not seen_before). O(1) for an id above the others, else it
+ * moves the higher entries up by one. */
 static void record(msess *s, int64_t id, int32_t seqno) {
-  if (s->n_rx == s->cap_rx) {
+  if (s->n_rx == s->cap_rx && s->cap_rx < MAX_SEEN) { /* rx_head is 0 until full */
     size_t nc = s->cap_rx ? s->cap_rx * 2 : 64;
     rxid *nr = realloc(s->rx, nc * sizeof *nr);
     if (!nr) return;
     s->rx = nr;
     s->cap_rx = nc;
   }
-  size_t i = s->n_rx;
-  while (i > 0 && s->rx[i - 1].id > id) {
-    s->rx[i] = s->rx[i - 1];
-    i--;
+  if (s->n_rx == MAX_SEEN) { /* forget the lowest */
+    s->rx_head = s->rx_head + 1 < s->cap_rx ? s->rx_head + 1 : 0;
+    s->n_rx--;
   }
-  s->rx[i].id = id;
-  s->rx[i].seqno = seqno;
+  size_t k = rx_lower(s, id);
+  for (size_t i = s->n_rx; i > k; i--) *rx_at(s, i) = *rx_at(s, i - 1);
+  rx_at(s, k)->id = id;
+  rx_at(s, k)->seqno = seqno;
   s->n_rx++;
 }
 
@@ -655,7 +703,10 @@ static void on_message(mock_session *m, int64_t now_ms, msess *s, int64_t salt, 
     mtci_tl_write_u32(&w, ID_STATE_INFO);
     mtci_tl_write_long(&w, msg_id);
     uint8_t *info = mtci_tl_write_bytes_reserve(&w, k);
-    for (uint32_t i = 0; i < k && info; i++) info[i] = seen_before(s, mtci_tl_read_long(&r)) ? 4 : 2;
+    for (uint32_t i = 0; i < k && info; i++) {
+      int st = seen_state(s, mtci_tl_read_long(&r));
+      info[i] = st > 0 ? 4 : st < 0 ? 1 : 2; /* received / unknown (too old) / not received */
+    }
     queue_w(m, now_ms, s->id, &w, 1, 1);
     break;
   }
