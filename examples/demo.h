@@ -18,6 +18,7 @@
 
 #define DEMO_MAX_DCS 16
 #define DEMO_MAX_KEYS 8
+#define DEMO_MAX_DOH 7
 #define DEMO_FILE_ID 1
 #define DEMO_FILE_SIZE (1u << 20)
 #define DEMO_PART (512u * 1024u)
@@ -44,6 +45,16 @@ typedef struct demo_opts {
   const char *api_hash;
   int test_dc;
   int timeout_ms;                  /* per request */
+  /* endpoint discovery */
+  int block_seeds;                 /* --block-seeds (mock): the seed ports refuse; an in-process
+                                      mock DoH serves the alternative ones */
+  int no_discovery;                /* --no-discovery */
+  int pfs;                         /* --pfs: temporary keys bound to the perm keys */
+  const char *doh_google[DEMO_MAX_DOH];     /* --doh google=URL (repeatable) */
+  const char *doh_cloudflare[DEMO_MAX_DOH]; /* --doh cloudflare=URL (repeatable) */
+  size_t n_doh_google, n_doh_cloudflare;
+  char *config_key_pem;            /* --config-key FILE, read */
+  const char *ca_file;             /* --ca-file FILE */
 } demo_opts;
 
 /* ---- the mock side (demo_mock.c) ---------------------------------------------------- */
@@ -78,6 +89,14 @@ char *demo_mock_counters_json(demo_mock *m);
 char *demo_mock_proxy_json(demo_mock *m);
 /* Proxy: client connections accepted, handshakes accepted, rejects (all 0 without one). */
 void demo_mock_proxy_counts(demo_mock *m, uint64_t *accepted, uint64_t *ok, uint64_t *rejects);
+/* --block-seeds: the mock DoH servers (Google's and Cloudflare's JSON APIs on
+ * 127.0.0.1) serve a simple config signed with a test key that sends every
+ * DC to its alternative port. Their base URLs (cloudflare 0/1) and the key's
+ * public PEM; NULL without --block-seeds. */
+const char *demo_mock_doh_url(const demo_mock *m, int cloudflare);
+const char *demo_mock_doh_key(const demo_mock *m);
+/* Requests the mock DoH servers answered or refused (0 without them). */
+uint64_t demo_mock_doh_requests(demo_mock *m);
 /* Stop, write STATE.mockdc (0600) when a state file is in use, free. */
 int demo_mock_finish(demo_mock *m, char *err, size_t errlen);
 

@@ -1,7 +1,10 @@
 /*
  * The demo's server side: the mock DC cluster of tests/mockdc in this
  * process (5 DCs on 127.0.0.1, the phone's home DC 5, files on DC 1), and
- * optionally the mock MTProxy in front of it.
+ * optionally the mock MTProxy in front of it. With --block-seeds every DC's
+ * seed port refuses connections while its alternative port works, and two
+ * mock DoH servers (tests/mockdc/mock_doh) publish a simple config, signed
+ * with a test key, that sends every DC to its alternative port.
  *
  * A restart needs a server that remembers: with --state FILE the mock's key
  * store (every auth key with its salt and authorized user, the cluster's
@@ -31,6 +34,7 @@
 #include "mock_auth.h"
 #include "mock_dc.h"
 #include "mock_dc_int.h"
+#include "mock_doh.h"
 #include "mock_loop.h"
 #include "mock_proxy.h"
 #include "mock_session.h"
@@ -40,6 +44,7 @@
 #define SIDE_MAX (8u << 20)
 #define PORT_TRIES 16
 #define TLS_DOMAIN "example.com"
+#define DOH_KEY 3 /* mock_test_key_pem(3), DC 4's test key, signs the simple config */
 
 struct demo_mock {
   mock_dc_cluster *cl;
@@ -52,6 +57,11 @@ struct demo_mock {
   char link[512];
   char *sidecar;       /* STATE.mockdc, NULL without --state */
   int restored_keys, ports_restored;
+  int block;           /* --block-seeds */
+  mock_loop *dloop;    /* the mock DoH servers' loop */
+  mock_doh *doh[2];    /* Google API, Cloudflare API */
+  char doh_url[2][64];
+  char doh_key[2048];  /* public PEM of the config's key */
 };
 
 static void set_err(char *err, size_t n, const char *fmt, const char *a) {
@@ -275,6 +285,8 @@ static int build_cluster(demo_mock *m, const side *sd, uint16_t base_port) {
   cfg.home_dc = 5;
   cfg.files_dc = 1;
   cfg.base_port = base_port;
+  cfg.alt_ports = m->block;
+  for (int i = 0; i < N_DCS; i++) cfg.faults[i].refuse_seed = m->block;
   int rc = mock_dc_cluster_new(&m->cl, &cfg);
   if (rc) return rc;
   if (sd->present) {
@@ -360,10 +372,66 @@ static int start_proxy(demo_mock *m, const demo_opts *o, char *err, size_t errle
   return 0;
 }
 
+/* --block-seeds: the two DoH servers, each DC's rule pointing at its
+ * alternative port (an ipPort: obfuscated TCP, no secret). */
+static int start_doh(demo_mock *m, char *err, size_t errlen) {
+  mock_sconf_ip ips[N_DCS];
+  mock_sconf_rule rules[N_DCS];
+  for (int i = 0; i < N_DCS; i++) {
+    memset(&ips[i], 0, sizeof ips[i]);
+    ips[i].ip[0] = 127;
+    ips[i].ip[3] = 1;
+    ips[i].port = mock_dc_alt_port(m->cl, i + 1);
+    rules[i].phone_prefix_rules = "";
+    rules[i].dc_id = i + 1;
+    rules[i].ips = &ips[i];
+    rules[i].n_ips = 1;
+  }
+  mock_doh_config dc;
+  memset(&dc, 0, sizeof dc);
+  dc.key_pem = mock_test_key_pem(DOH_KEY);
+  dc.key_pem_len = dc.key_pem ? strlen(dc.key_pem) : 0;
+  dc.rules = rules;
+  dc.n_rules = N_DCS;
+  size_t pl = 0;
+  int rc = mock_dc_public_pem(m->cl, DOH_KEY + 1, m->doh_key, sizeof m->doh_key, &pl);
+  if (rc == 0) rc = mock_loop_new(&m->dloop);
+  for (int k = 0; rc == 0 && k < 2; k++) {
+    rc = mock_doh_new(m->dloop, &dc, &m->doh[k]);
+    if (rc == 0)
+      snprintf(m->doh_url[k], sizeof m->doh_url[k], "http://127.0.0.1:%u",
+               (unsigned)mock_doh_port(m->doh[k]));
+  }
+  if (rc == 0) rc = mock_loop_start_thread(m->dloop);
+  if (rc) set_err(err, errlen, "cannot start the mock DoH servers%s", "");
+  return rc;
+}
+
+const char *demo_mock_doh_url(const demo_mock *m, int cloudflare) {
+  return m->doh[cloudflare ? 1 : 0] ? m->doh_url[cloudflare ? 1 : 0] : NULL;
+}
+
+const char *demo_mock_doh_key(const demo_mock *m) { return m->doh[0] ? m->doh_key : NULL; }
+
+uint64_t demo_mock_doh_requests(demo_mock *m) {
+  uint64_t n = 0;
+  if (!m->dloop) return 0;
+  mock_loop_lock(m->dloop);
+  for (int k = 0; k < 2; k++) {
+    mock_doh_stats st;
+    if (!m->doh[k]) continue;
+    mock_doh_stats_get(m->doh[k], &st);
+    n += st.google + st.cloudflare + st.bad_requests;
+  }
+  mock_loop_unlock(m->dloop);
+  return n;
+}
+
 int demo_mock_start(demo_mock **out, const demo_opts *o, char *err, size_t errlen) {
   *out = NULL;
   demo_mock *m = calloc(1, sizeof *m);
   if (!m) return MTC_ERR_NOMEM;
+  m->block = o->block_seeds;
   side sd;
   memset(&sd, 0, sizeof sd);
   int rc = 0;
@@ -407,6 +475,7 @@ int demo_mock_start(demo_mock **out, const demo_opts *o, char *err, size_t errle
     m->pem_ptrs[i] = m->pems[i];
   }
   if (!rc && o->proxy) rc = start_proxy(m, o, err, errlen);
+  if (!rc && m->block) rc = start_doh(m, err, errlen);
   if (rc) {
     (void)demo_mock_finish(m, NULL, 0);
     return rc < 0 ? rc : MTC_ERR_INTERNAL;
@@ -506,6 +575,9 @@ int demo_mock_finish(demo_mock *m, char *err, size_t errlen) {
   if (m->ploop) mock_loop_stop_thread(m->ploop);
   mock_proxy_free(m->px);
   mock_loop_free(m->ploop);
+  if (m->dloop) mock_loop_stop_thread(m->dloop);
+  for (int k = 0; k < 2; k++) mock_doh_free(m->doh[k]);
+  mock_loop_free(m->dloop);
   if (m->cl) {
     mock_dc_cluster_stop(m->cl); /* the key store is ours to read from now on */
     if (m->sidecar && m->base_port) rc = side_save(m, err, errlen);

@@ -16,6 +16,13 @@
  * keys and no HTTP request, and a run from a saved state makes no handshake.
  *
  * --dc / --test-dc talk to real servers instead (no mock comparison).
+ *
+ * --block-seeds: the mock's seed ports refuse every connection; the library
+ * finds the DCs' alternative ports through endpoint discovery (an
+ * in-process mock DoH publishing a signed simple config). The budget is then
+ * 3 working connections, 3 permanent keys and at most 2 HTTP requests; the
+ * connects to the dead seeds are counted and shown on their own line. A
+ * second run with the same --state makes no HTTP request.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -30,6 +37,7 @@
 #define DEMO_TIMEOUT_MS 30000
 #define FIRST_TCP_BUDGET 3
 #define FIRST_PERM_BUDGET 3
+#define BLOCKED_HTTP_BUDGET 2 /* --block-seeds: one DoH provider, maybe the second one started */
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -56,6 +64,17 @@ static void usage(FILE *f) {
           "  --api-id ID           default %d (the mock accepts any; Telegram needs yours)\n"
           "  --api-hash HASH\n"
           "  --timeout MS          per request (default %d)\n"
+          "  --block-seeds         mock: the seed ports refuse; an in-process mock DoH\n"
+          "                        publishes the alternative ones (budget: <= 2 HTTP\n"
+          "                        requests; connects to dead seeds shown apart)\n"
+          "  --doh google=URL      a Google JSON DoH endpoint (repeatable; so is\n"
+          "  --doh cloudflare=URL  cloudflare=URL); given ones replace the built-in ones\n"
+          "  --config-key FILE     the simple config's RSA public key, PEM (default\n"
+          "                        Telegram's; with --block-seeds the mock's test key)\n"
+          "  --ca-file FILE        CA bundle for the DoH servers' TLS\n"
+          "  --no-discovery        never run endpoint discovery\n"
+          "  --pfs                 PFS: a temporary key per DC, bound to the permanent\n"
+          "                        one (budget: <= 1 temporary key per DC)\n"
           "  --json                print the report as JSON\n"
           "  --verbose             the library's log and connection events on stderr\n"
           "  --help\n",
@@ -200,6 +219,33 @@ static int parse_args(demo_opts *o, int argc, char **argv) {
     } else if (!strcmp(a, "--api-hash")) {
       NEED_VALUE();
       o->api_hash = v;
+    } else if (!strcmp(a, "--block-seeds")) {
+      o->block_seeds = 1;
+    } else if (!strcmp(a, "--pfs")) {
+      o->pfs = 1;
+    } else if (!strcmp(a, "--no-discovery")) {
+      o->no_discovery = 1;
+    } else if (!strcmp(a, "--doh")) {
+      NEED_VALUE();
+      int g = !strncmp(v, "google=", 7), c = !strncmp(v, "cloudflare=", 11);
+      const char *url = g ? v + 7 : c ? v + 11 : NULL;
+      size_t *cnt = g ? &o->n_doh_google : &o->n_doh_cloudflare;
+      if (!url || !*url || *cnt >= DEMO_MAX_DOH) {
+        fprintf(stderr, "mtconn-demo: --doh %s: want google=URL or cloudflare=URL (at most %d each)\n",
+                v, DEMO_MAX_DOH);
+        return 2;
+      }
+      (g ? o->doh_google : o->doh_cloudflare)[(*cnt)++] = url;
+    } else if (!strcmp(a, "--config-key")) {
+      NEED_VALUE();
+      free(o->config_key_pem);
+      if (!(o->config_key_pem = read_text(v))) {
+        fprintf(stderr, "mtconn-demo: --config-key %s: cannot read it\n", v);
+        return 2;
+      }
+    } else if (!strcmp(a, "--ca-file")) {
+      NEED_VALUE();
+      o->ca_file = v;
     } else if (!strcmp(a, "--timeout")) {
       NEED_VALUE();
       if (parse_int(v, 100, 600000, &n)) {
@@ -224,6 +270,11 @@ static int parse_args(demo_opts *o, int argc, char **argv) {
   if (kind && !o->mock) {
     fprintf(stderr, "mtconn-demo: --proxy %s starts a mock MTProxy: give a link with --dc\n",
             o->proxy);
+    return 2;
+  }
+  if (o->block_seeds && (!o->mock || o->proxy)) {
+    fprintf(stderr, "mtconn-demo: --block-seeds is for the mock cluster without a proxy "
+                    "(discovery never runs through a proxy)\n");
     return 2;
   }
   if (o->proxy && o->transport == MTC_TRANSPORT_FULL) {
@@ -347,6 +398,8 @@ typedef struct run_info {
   const char *proxy_label;
   uint64_t px_accepted, px_ok, px_rejects;
   char *mock_json, *proxy_json; /* the mock's counters and proxy stats, JSON */
+  int doh_mock;                 /* --block-seeds: the mock DoH servers ran */
+  uint64_t doh_requests;        /* requests they received */
   int restored_keys;
   char mock_error[256];
 } run_info;
@@ -391,11 +444,24 @@ static void evaluate(run_info *ri, report *rp) {
       add_check(rp, "MTProxy rejects", 0, (long long)ri->px_rejects);
     }
     add_check(rp, "connections left open on the mock", 0, ri->settled ? 0 : 1);
+    if (ri->doh_mock)
+      add_check(rp, "HTTP requests (mock DoH)", (long long)c->http_requests, (long long)ri->doh_requests);
   }
-  if (!res->restart) {
+  /* PFS: at most one temporary key per DC that made a permanent one */
+  long long temp_budget = ri->o->pfs ? FIRST_PERM_BUDGET : 0;
+  const char *temp_note = ri->o->pfs ? "PFS: <= 1 per DC" : "PFS off: none";
+  if (!res->restart && ri->o->block_seeds) {
+    /* the refused connects to the seeds are shown apart (dead seeds) */
+    add_budget(rp, "TCP connections that worked", (long long)c->connects_succeeded, FIRST_TCP_BUDGET,
+               NULL);
+    add_budget(rp, "permanent auth keys", (long long)c->handshakes_perm, FIRST_PERM_BUDGET, NULL);
+    add_budget(rp, "temporary auth keys", (long long)c->handshakes_temp, temp_budget, temp_note);
+    add_budget(rp, "HTTP requests", (long long)c->http_requests, BLOCKED_HTTP_BUDGET,
+               "seeds blocked: discovery");
+  } else if (!res->restart) {
     add_budget(rp, "TCP connections", (long long)c->connects_started, FIRST_TCP_BUDGET, NULL);
     add_budget(rp, "permanent auth keys", (long long)c->handshakes_perm, FIRST_PERM_BUDGET, NULL);
-    add_budget(rp, "temporary auth keys", (long long)c->handshakes_temp, 0, "PFS off: none");
+    add_budget(rp, "temporary auth keys", (long long)c->handshakes_temp, temp_budget, temp_note);
     add_budget(rp, "HTTP requests", (long long)c->http_requests, 0, NULL);
   } else {
     /* a saved state whose keys the servers still hold: nothing to create */
@@ -469,8 +535,17 @@ static void print_table(const run_info *ri, const report *rp) {
   }
   printf("  %-42s %10llu\n", "TCP connections, all DCs (attempts)",
          (unsigned long long)c->connects_started);
-  printf("  %-42s %10llu %14s\n", "HTTP requests (DoH)", (unsigned long long)c->http_requests,
-         o->mock ? "- (no server)" : "");
+  printf("  %-42s %10llu\n", "TCP connects to dead seeds (failed)",
+         (unsigned long long)c->connects_failed);
+  if (ri->doh_mock)
+    printf("  %-42s %10llu %14llu\n", "HTTP requests (DoH)", (unsigned long long)c->http_requests,
+           (unsigned long long)ri->doh_requests);
+  else
+    printf("  %-42s %10llu %14s\n", "HTTP requests (DoH)", (unsigned long long)c->http_requests,
+           o->mock ? "- (no server)" : "");
+  if (c->discovery_runs)
+    printf("  %-42s %10llu  %s\n", "endpoint discovery runs", (unsigned long long)c->discovery_runs,
+           c->discovery_failures ? mtc_strerror(c->discovery_last_error) : "ok");
   printf("  %-42s %10llu %14s\n", "DNS queries", (unsigned long long)c->dns_queries,
          o->mock ? "- (no server)" : "");
   printf("  %-42s %7.1f ms\n", "wall time (login + download)", res->wall_ms);
@@ -532,6 +607,11 @@ static void print_json(const run_info *ri, const report *rp) {
                                                 "auth_keys_dropped", res->keys_dropped,
                                                 "main_dc_changes", res->main_dc_changes));
   json_object_set_new(root, "library", json_text_or_null(res->ctr_json));
+  json_object_set_new(root, "block_seeds", json_boolean(o->block_seeds));
+  json_object_set_new(root, "dead_seed_connects", json_integer((json_int_t)res->ctr.connects_failed));
+  json_object_set_new(root, "http_requests", json_integer((json_int_t)res->ctr.http_requests));
+  json_object_set_new(root, "mock_doh_requests",
+                      ri->doh_mock ? json_integer((json_int_t)ri->doh_requests) : json_null());
   if (o->mock) {
     json_object_set_new(root, "mock", json_text_or_null(ri->mock_json));
     json_object_set_new(root, "mock_proxy", json_text_or_null(ri->proxy_json));
@@ -588,6 +668,7 @@ int main(int argc, char **argv) {
   s.transport = o.transport;
   s.obfuscate = o.obfuscate;
   s.state_path = o.state;
+  s.pfs = o.pfs;
   s.log_level = o.verbose ? MTC_LOG_DEBUG : MTC_LOG_INFO;
   const char *pems[DEMO_MAX_KEYS + 8];
   size_t n_pems = 0;
@@ -605,6 +686,19 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) pems[n_pems++] = mp[i];
     s.no_builtin_rsa_keys = 1; /* the mock's test keys only */
     s.main_dc = 2;
+    if (demo_mock_doh_url(ri.mock, 0)) {
+      /* --block-seeds: the in-process DoH (unless --doh names others) */
+      static const char *g[1], *cf[1];
+      g[0] = demo_mock_doh_url(ri.mock, 0);
+      cf[0] = demo_mock_doh_url(ri.mock, 1);
+      s.doh_google = g;
+      s.n_doh_google = 1;
+      s.doh_cloudflare = cf;
+      s.n_doh_cloudflare = 1;
+      s.simple_config_key_pem = demo_mock_doh_key(ri.mock);
+      s.no_plain_dns = 1; /* the mock has no DNS server: nothing to ask the system */
+      ri.doh_mock = 1;
+    }
     const char *link = demo_mock_link(ri.mock);
     ri.proxied = link != NULL || o.proxy != NULL;
     ri.proxy_bytes_equal = link && strcmp(o.proxy, "ee") != 0;
@@ -627,6 +721,17 @@ int main(int argc, char **argv) {
     snprintf(label, sizeof label, "%s", o.proxy ? "through the given proxy" : "direct");
   }
   ri.proxy_label = label;
+  /* endpoint discovery flags (given DoH endpoints replace the built-in/mock ones) */
+  if (o.n_doh_google || o.n_doh_cloudflare) {
+    s.doh_google = o.doh_google;
+    s.n_doh_google = o.n_doh_google;
+    s.doh_cloudflare = o.doh_cloudflare;
+    s.n_doh_cloudflare = o.n_doh_cloudflare;
+    ri.doh_mock = 0; /* not compared with the mock's count */
+  }
+  if (o.config_key_pem) s.simple_config_key_pem = o.config_key_pem;
+  if (o.ca_file) s.ca_file = o.ca_file;
+  s.no_discovery = o.no_discovery;
   for (size_t i = 0; i < o.n_rsa; i++) pems[n_pems++] = o.rsa_pems[i];
   s.rsa_keys_pem = n_pems ? pems : NULL;
   s.n_rsa_keys = n_pems;
@@ -637,6 +742,7 @@ int main(int argc, char **argv) {
     ri.settled = demo_mock_settle(ri.mock, 3000) == 0;
     ri.n_mdc = demo_mock_counts(ri.mock, ri.mdc, sizeof ri.mdc / sizeof ri.mdc[0]);
     demo_mock_proxy_counts(ri.mock, &ri.px_accepted, &ri.px_ok, &ri.px_rejects);
+    ri.doh_requests = demo_mock_doh_requests(ri.mock);
   }
   report rp;
   evaluate(&ri, &rp);
@@ -654,5 +760,6 @@ int main(int argc, char **argv) {
   free(ri.proxy_json);
   demo_result_free(&res);
   for (size_t i = 0; i < o.n_rsa; i++) free(o.rsa_pems[i]);
+  free(o.config_key_pem);
   return ok ? 0 : 1;
 }

@@ -40,7 +40,8 @@ int mtci_conn_init(mtci_conn *c, const mtci_stack_config *sc, int fd, const char
 int mtci_conn_connected(mtci_conn *c, int64_t now_ms, int64_t timeout_ms) {
   if (c->phase == MTCI_CONN_DEAD) return c->err;
   if (c->phase != MTCI_CONN_DIAL) return mtci_conn_fail(c, MTC_ERR_INTERNAL);
-  int64_t unix_s = now_ms >= 0 ? now_ms / 1000 : 0;
+  int64_t unix_ms = now_ms + c->clock_fix_ms; /* the caller's best estimate of real time */
+  int64_t unix_s = unix_ms >= 0 ? unix_ms / 1000 : 0;
   int rc = mtci_stack_start(&c->st, unix_s);
   if (rc < 0) return mtci_conn_fail(c, rc);
   if (rc == 1) {
@@ -75,6 +76,7 @@ int mtci_conn_start_auth(mtci_conn *c, const mtci_handshake_params *p, int64_t n
     return mtci_conn_fail(c, rc);
   }
   c->hs_up = 1;
+  c->hs.last_msg_id = c->hs_last_msg_id; /* a second key on this connection (PFS): ids go on rising */
   rc = mtci_handshake_start(&c->hs);
   if (rc != MTCI_HS_SEND) return mtci_conn_fail(c, rc < 0 ? rc : MTC_ERR_AUTH_STATE);
   rc = send_hs_request(c, now_ms);

@@ -9,6 +9,7 @@
  *   phase   DIAL --connected()--> STACK --(stack READY)--> IDLE
  *                (no SOCKS5/TLS: straight to IDLE)
  *           IDLE --start_auth()--> AUTH --(dh_gen_ok)--> IDLE, key_done = 1
+ *                (PFS: again for the temp key; its msg_ids continue above the first's)
  *           IDLE --attach(session)--> READY
  *           any --error--> DEAD (sticky; the context closes the fd)
  *
@@ -53,6 +54,7 @@ typedef struct mtci_conn {
   uint16_t port;
   unsigned addr_flags;
   int64_t started_ms;  /* dial start */
+  int64_t clock_fix_ms; /* added to now for the fake-TLS timestamp (set after init) */
   int64_t phase_deadline;
   int stack_up;        /* mtci_stack_init succeeded */
   mtci_stack st;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/bind.h"
 #include "bytes.h"
 #include "mtconn/tl_api.h"
 #include "tl/tl.h"
@@ -306,10 +307,11 @@ static void set_authorized(mtc_context *ctx, int dc_id, int v, int via_import) {
 static int ensure_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t min_msg_id) {
   if (s->has_sess) return 0;
   mtci_dc *dc = dc_of(ctx, s);
-  if (!dc->has_perm) return MTC_ERR_INTERNAL;
+  if (!dc->has_perm || (ctx->set.pfs && !dc->has_temp)) return MTC_ERR_INTERNAL;
   mtci_session_config c;
   memset(&c, 0, sizeof c);
-  memcpy(c.auth_key, dc->perm_key, MTCI_AUTH_KEY_LEN);
+  /* with PFS every session runs on the temp key */
+  memcpy(c.auth_key, ctx->set.pfs ? dc->temp_key : dc->perm_key, MTCI_AUTH_KEY_LEN);
   c.server_salt = dc->salt;
   c.time_offset_ms = ctx->time_offset_ms;
   c.time_synced = ctx->time_synced;
@@ -359,6 +361,7 @@ static void free_session(mtc_context *ctx, mtci_slot *s) {
     }
   }
   if (s->conn) mtci_conn_detach(s->conn);
+  if (dcx_of(ctx, s)->bind.slot == s) dcx_of(ctx, s)->bind.slot = NULL;
   mtci_session_free(&s->sess);
   s->has_sess = 0;
   ctx->changed = 1;
@@ -385,7 +388,8 @@ static void give_up(mtc_context *ctx, mtci_slot *s, int err) {
   s->n_cands = s->next_cand = 0;
   LOGW("dc %d (%s %d): giving up: %s", dc_id_of(ctx, s), slot_kind(s), s->index, mtc_strerror(err));
   report(ctx, s, MTC_CONN_FAILED, err);
-  fail_slot_requests(ctx, s, err == MTC_ERR_NO_ADDRESS ? MTC_ERR_NO_ADDRESS : MTC_ERR_CONNECT);
+  fail_slot_requests(ctx, s,
+                     err == MTC_ERR_NO_ADDRESS || err == MTC_ERR_UNREACHABLE ? err : MTC_ERR_CONNECT);
 }
 
 static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
@@ -397,7 +401,7 @@ static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now)
   s->retry_at = now + d;
   ctx->changed = 1;
   if (s->failures >= ctx->set.max_attempts) {
-    give_up(ctx, s, err);
+    if (!mtci_ctx_disc_hold(ctx, s, err, now)) give_up(ctx, s, err); /* a discovery run may help */
     return;
   }
   if (slot_wanted(ctx, s)) {
@@ -453,6 +457,206 @@ static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
   emit(ctx, &ev);
 }
 
+/* ---- PFS: temporary keys (PROTOCOL.md §6.8) ---------------------------------------------------
+ *
+ * With settings.pfs every session runs on a temporary key per DC, made on
+ * the same connection right after the perm key (or first thing when the
+ * perm key is known) and bound with auth.bindTempAuthKey as the session's
+ * first request. API requests wait until the DC's temp key is bound
+ * (dc_usable). Renewal: at 75% of the lifetime no new requests go to the
+ * DC; once none is in flight the key is dropped, the connections close and
+ * the next connection makes and binds a new one. -404 on a temp key drops
+ * it only (the perm key stays); 401 AUTH_KEY_PERM_EMPTY marks it unbound:
+ * rebind, then resend.
+ */
+
+#define MTCI_CTX_BIND_TOKEN UINT64_MAX /* session token of auth.bindTempAuthKey */
+/* cdd42a05 perm_auth_key_id:long nonce:long expires_at:int encrypted_message:bytes(104) */
+#define MTCI_CTX_BIND_BODY_LEN (4 + 8 + 8 + 4 + 1 + MTCI_BIND_MSG_LEN + 3)
+
+static int64_t server_now_s(const mtc_context *ctx, int64_t now) {
+  return (now + ctx->time_offset_ms) / 1000;
+}
+
+/* Server time at which the temp key is due: 75% of its lifetime. */
+static int64_t temp_renew_at(const mtc_context *ctx, const mtci_dc *dc) {
+  return dc->temp_expires_at - ctx->set.temp_expires_s / 4;
+}
+
+/* The DC can take API requests: a perm key and, with PFS, a bound temp key
+ * that is not being replaced. */
+static int dc_usable(const mtc_context *ctx, size_t dci) {
+  const mtci_dc *dc = &ctx->dcs.dcs[dci];
+  if (!dc->has_perm) return 0;
+  if (!ctx->set.pfs) return 1;
+  return dc->has_temp && dc->temp_bound && !ctx->dcx[dci].renewing;
+}
+
+/* PFS: a new connection must make a temp key before its session runs (none,
+ * or the one known is about to expire). */
+static int needs_temp(mtc_context *ctx, const mtci_slot *s, int64_t now) {
+  const mtci_dc *dc = dc_of(ctx, s);
+  return ctx->set.pfs && dc->has_perm &&
+         (!dc->has_temp || server_now_s(ctx, now) >= dc->temp_expires_at - 2);
+}
+
+/* Forget the DC's temp key: its sessions go (their requests back to
+ * PENDING) and every connection but keep's closes. reason != 0: the server
+ * lost it (AUTH_KEY_DROPPED event). */
+static void drop_temp(mtc_context *ctx, size_t dci, mtci_slot *keep, int reason, int64_t now) {
+  mtci_dc *dc = &ctx->dcs.dcs[dci];
+  mtci_ctx_dc *x = &ctx->dcx[dci];
+  uint64_t key_id = dc->temp_key_id;
+  int had = dc->has_temp;
+  for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    mtci_slot *s = slot_at(ctx, dci, k);
+    if (!s->used) continue;
+    if (s != keep) {
+      for (int j = 0; j < MTCI_CTX_RACE; j++) {
+        if (s->dials[j]) {
+          close_conn(ctx, s, s->dials[j]);
+          s->dials[j] = NULL;
+        }
+      }
+      if (s->conn) {
+        if (x->keying == s) x->keying = NULL;
+        close_conn(ctx, s, s->conn);
+        s->conn = NULL;
+        report(ctx, s, MTC_CONN_RECONNECTING, reason);
+      }
+      s->n_cands = s->next_cand = 0;
+      s->retry_at = now;
+    }
+    if (s->has_sess) {
+      free_session(ctx, s);
+      s->sess_recreated = 1;
+    }
+  }
+  mtci_dc_drop_temp_key(dc);
+  x->bind.slot = NULL;
+  x->renewing = 0;
+  ctx->dirty = 1;
+  ctx->changed = 1;
+  if (!had) return;
+  if (!reason) {
+    LOGI("dc %d: retiring temporary key %016llx", dc->id, (unsigned long long)key_id);
+    return;
+  }
+  LOGW("dc %d: temporary key %016llx lost (%s); making a new one", dc->id,
+       (unsigned long long)key_id, mtc_strerror(reason));
+  mtc_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = MTC_EVENT_AUTH_KEY_DROPPED;
+  ev.dc_id = dc->id;
+  ev.temp = 1;
+  ev.key_id = key_id;
+  ev.reason = reason;
+  emit(ctx, &ev);
+}
+
+/* The body of auth.bindTempAuthKey for the msg_id it goes out with
+ * (mtci_session_invoke_built calls this for every send). */
+static int bind_build(void *ud, int64_t msg_id, mtci_tl_writer *out) {
+  struct mtci_ctx_bind *b = ud;
+  mtc_context *ctx = b->ctx;
+  mtci_slot *s = b->slot;
+  if (!ctx || !s || !s->has_sess) return MTC_ERR_INTERNAL;
+  const mtci_dc *dc = dc_of(ctx, s);
+  if (!dc->has_perm || !dc->has_temp) return MTC_ERR_INTERNAL;
+  mtci_bind_inner in;
+  memset(&in, 0, sizeof in);
+  in.nonce = b->nonce;
+  mtci_put_le64(in.temp_auth_key_id, dc->temp_key_id);
+  mtci_put_le64(in.perm_auth_key_id, dc->perm_key_id);
+  in.temp_session_id = s->sess.session_id;
+  in.expires_at = (int32_t)dc->temp_expires_at;
+  uint8_t enc[MTCI_BIND_MSG_LEN];
+  int rc = mtci_bind_encrypt(dc->perm_key, &in, msg_id, ctx->rnd, ctx->rnd_ud, enc);
+  if (!rc) {
+    mtci_tl_write_u32(out, MTCI_ID_AUTH_BIND_TEMP_AUTH_KEY);
+    mtci_tl_write_long(out, mtci_i64_of(dc->perm_key_id));
+    mtci_tl_write_long(out, in.nonce);
+    mtci_tl_write_int(out, in.expires_at);
+    mtci_tl_write_bytes(out, enc, sizeof enc);
+    rc = out->err;
+  }
+  mtci_zeroize(enc, sizeof enc);
+  mtci_zeroize(&in, sizeof in);
+  return rc;
+}
+
+/* Queue the bind as the next request of s's session, unless the key is
+ * bound or a bind is in flight. */
+static void send_bind(mtc_context *ctx, mtci_slot *s) {
+  mtci_ctx_dc *x = dcx_of(ctx, s);
+  mtci_dc *dc = dc_of(ctx, s);
+  if (!ctx->set.pfs || !s->has_sess || !dc->has_perm || !dc->has_temp || dc->temp_bound ||
+      x->bind.slot)
+    return;
+  uint8_t nb[8];
+  int rc = ctx->rnd(ctx->rnd_ud, nb, sizeof nb);
+  x->bind.ctx = ctx;
+  x->bind.slot = s;
+  x->bind.nonce = mtci_i64_of(mtci_le64(nb));
+  if (!rc)
+    rc = mtci_session_invoke_built(&s->sess, bind_build, &x->bind, MTCI_CTX_BIND_BODY_LEN, 0,
+                                   MTCI_CTX_BIND_TOKEN);
+  if (rc) {
+    x->bind.slot = NULL;
+    LOGE("dc %d: cannot queue auth.bindTempAuthKey: %s", dc->id, mtc_strerror(rc));
+    return;
+  }
+  x->ctr.rpcs_sent++; /* an RPC like any other for the counters */
+  ctx->changed = 1;
+  LOGI("dc %d (%s %d): binding temporary key %016llx to %016llx", dc->id, slot_kind(s), s->index,
+       (unsigned long long)dc->temp_key_id, (unsigned long long)dc->perm_key_id);
+}
+
+/* The bind's answer (result, rpc_error or failure). */
+static void on_bind_answer(mtc_context *ctx, mtci_slot *s, const mtci_session_event *ev,
+                           int64_t now) {
+  mtci_ctx_dc *x = dcx_of(ctx, s);
+  mtci_dc *dc = dc_of(ctx, s);
+  if (x->bind.slot == s) x->bind.slot = NULL;
+  if (ev->type != MTCI_SEV_FAILED) x->ctr.rpcs_answered++;
+  if (ev->type == MTCI_SEV_RPC_ERROR) x->ctr.rpc_errors++;
+  if (ev->type == MTCI_SEV_RESULT && ev->len >= 4 && mtci_le32(ev->data) == MTCI_TL_BOOL_TRUE) {
+    dc->temp_bound = 1;
+    ctx->dirty = 1;
+    ctx->changed = 1;
+    LOGI("dc %d: temporary key %016llx bound", dc->id, (unsigned long long)dc->temp_key_id);
+    return;
+  }
+  int perm_gone = ev->type == MTCI_SEV_RPC_ERROR && ev->data &&
+                  strcmp((const char *)ev->data, "ENCRYPTED_MESSAGE_INVALID") == 0;
+  LOGW("dc %d: auth.bindTempAuthKey failed (%s)", dc->id,
+       ev->type == MTCI_SEV_RPC_ERROR && ev->data ? (const char *)ev->data : mtc_strerror(ev->code));
+  /* the perm key no longer opens: the server lost it (tdesktop does the same) */
+  if (perm_gone) drop_key(ctx, (size_t)s->dci, MTC_ERR_AUTH_BIND_INVALID, now);
+  else drop_temp(ctx, (size_t)s->dci, NULL, MTC_ERR_AUTH_BIND_INVALID, now);
+}
+
+/* Renewal (see above): mark due keys, drop them once their DC is quiet. */
+static void pfs_renew(mtc_context *ctx, int64_t now) {
+  if (!ctx->set.pfs) return;
+  for (size_t i = 0; i < ctx->dcs.n; i++) {
+    mtci_dc *dc = &ctx->dcs.dcs[i];
+    mtci_ctx_dc *x = &ctx->dcx[i];
+    if (!dc->has_temp) continue;
+    if (!x->renewing && server_now_s(ctx, now) >= temp_renew_at(ctx, dc)) {
+      x->renewing = 1;
+      ctx->changed = 1;
+      LOGI("dc %d: temporary key %016llx due for renewal", dc->id,
+           (unsigned long long)dc->temp_key_id);
+    }
+    if (!x->renewing || x->bind.slot || x->keying) continue;
+    int busy = 0;
+    for (const mtci_req *r = ctx->head; r && !busy; r = r->next)
+      busy = r->state == MTCI_RS_SENT && r->slot && r->slot->dci == (int)i;
+    if (!busy) drop_temp(ctx, i, NULL, 0, now);
+  }
+}
+
 /* The slot's connection died with err. */
 static void conn_lost(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
   mtci_conn *c = s->conn;
@@ -488,7 +692,10 @@ static void conn_lost(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
     mtci_session_resync_time(&s->sess);
     ctx->time_synced = 0;
   }
-  if (act == MTCI_TERR_DROP_KEY) drop_key(ctx, s->dci, err, now);
+  if (act == MTCI_TERR_DROP_KEY) {
+    if (ctx->set.pfs && dc->has_temp) drop_temp(ctx, (size_t)s->dci, NULL, err, now); /* perm kept */
+    else drop_key(ctx, s->dci, err, now);
+  }
   if (act == MTCI_TERR_FLOOD) s->flood = 1;
   if (act == MTCI_TERR_REFRESH && !ctx->set.no_auto_config) {
     ctx->config_wanted = 1;
@@ -639,6 +846,7 @@ static void dial_next(mtc_context *ctx, mtci_slot *s, int64_t now) {
       rc = stack_config_for(ctx, s, a, &sc, &sec, &s5, s5addr);
       if (!rc)
         rc = mtci_conn_init(c, &sc, fd, a->ip, a->port, a->flags, now, ctx->set.connect_timeout_ms);
+      if (!rc) c->clock_fix_ms = ctx->disc.clock_fix_ms; /* fake-TLS timestamp (HTTP Date) */
       mtci_proxy_secret_free(&sec);
     }
     if (rc == 0) rc = ctx->io.watch(ctx->io.ud, fd, MTCI_IO_WRITE);
@@ -731,6 +939,7 @@ static void attach_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t 
   mtci_policy_liveness(s->sess.rtt_ms, &probe, &dead);
   s->sess.probe_after_ms = probe;
   s->sess.dead_after_ms = dead;
+  send_bind(ctx, s); /* PFS, key not bound yet: the session's first request */
   s->ever_ready = 1;
   s->gave_up = 0;
   ctx->changed = 1;
@@ -747,12 +956,13 @@ static void attach_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t 
   }
 }
 
-static void start_auth(mtc_context *ctx, mtci_slot *s, int64_t now) {
+static void start_auth(mtc_context *ctx, mtci_slot *s, int64_t now, int temp) {
   mtci_ctx_dc *x = dcx_of(ctx, s);
   int id = dc_id_of(ctx, s);
   mtci_handshake_params p;
   memset(&p, 0, sizeof p);
   p.dc = ctx->set.test_dcs ? id + 10000 : id;
+  p.expires_in = temp ? ctx->set.temp_expires_s : 0;
   p.keys = &ctx->keys;
   p.rnd = ctx->rnd;
   p.rnd_ud = ctx->rnd_ud;
@@ -762,7 +972,8 @@ static void start_auth(mtc_context *ctx, mtci_slot *s, int64_t now) {
     return;
   }
   x->keying = s;
-  LOGI("dc %d (%s %d): creating the auth key", id, slot_kind(s), s->index);
+  LOGI("dc %d (%s %d): creating the %s auth key", id, slot_kind(s), s->index,
+       temp ? "temporary" : "permanent");
   report(ctx, s, MTC_CONN_HANDSHAKING, 0);
 }
 
@@ -770,13 +981,19 @@ static void start_auth(mtc_context *ctx, mtci_slot *s, int64_t now) {
 static void transport_up(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_conn *c = s->conn;
   if (!c || c->phase != MTCI_CONN_IDLE || c->key_done) return;
+  mtci_ctx_dc *x = dcx_of(ctx, s);
   if (dc_of(ctx, s)->has_perm) {
-    attach_session(ctx, s, now, 0);
+    if (!needs_temp(ctx, s, now)) {
+      attach_session(ctx, s, now, 0);
+      return;
+    }
+    if (x->keying && x->keying != s) return; /* another connection makes it */
+    if (dc_of(ctx, s)->has_temp) drop_temp(ctx, (size_t)s->dci, s, 0, now); /* expiring */
+    start_auth(ctx, s, now, 1);
     return;
   }
-  mtci_ctx_dc *x = dcx_of(ctx, s);
   if (x->keying && x->keying != s) return; /* another connection makes it */
-  start_auth(ctx, s, now);
+  start_auth(ctx, s, now, 0);
 }
 
 static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
@@ -786,6 +1003,31 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_dc *dc = dc_of(ctx, s);
   mtci_ctx_dc *x = dcx_of(ctx, s);
   if (s->has_sess) free_session(ctx, s); /* cannot happen: no key, no session */
+  if (k.temp) {
+    if (dc->has_temp) drop_temp(ctx, (size_t)s->dci, s, 0, now);
+    mtci_dc_set_temp_key(dc, k.auth_key, k.expires_at, k.server_salt);
+    ctx->time_offset_ms = k.time_offset * 1000;
+    ctx->time_synced = 1;
+    mtci_auth_result_clear(&k);
+    x->keying = NULL;
+    x->renewing = 0;
+    x->ctr.handshakes_temp++;
+    s->failures = 0;
+    ctx->dirty = 1;
+    ctx->changed = 1;
+    LOGI("dc %d: temporary auth key created (id %016llx, expires_at %lld)", dc->id,
+         (unsigned long long)dc->temp_key_id, (long long)dc->temp_expires_at);
+    mtc_event tev;
+    memset(&tev, 0, sizeof tev);
+    tev.type = MTC_EVENT_AUTH_KEY_CREATED;
+    tev.dc_id = dc->id;
+    tev.temp = 1;
+    tev.key_id = dc->temp_key_id;
+    emit(ctx, &tev);
+    if (s->conn == c) attach_session(ctx, s, now, c->hs_last_msg_id);
+    return;
+  }
+  mtci_dc_drop_temp_key(dc); /* bound to the old perm key, if any */
   mtci_dc_set_perm_key(dc, k.auth_key, now / 1000, k.server_salt);
   ctx->time_offset_ms = k.time_offset * 1000;
   ctx->time_synced = 1;
@@ -803,7 +1045,9 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   ev.dc_id = dc->id;
   ev.key_id = dc->perm_key_id;
   emit(ctx, &ev);
-  if (s->conn == c) attach_session(ctx, s, now, c->hs_last_msg_id);
+  if (s->conn != c) return;
+  if (ctx->set.pfs) start_auth(ctx, s, now, 1); /* the temp key, on the same connection */
+  else attach_session(ctx, s, now, c->hs_last_msg_id);
 }
 
 static void dial_won(mtc_context *ctx, mtci_slot *s, int k, int64_t now) {
@@ -962,7 +1206,7 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
     ctx->changed = 1;
   }
   if (!s->opened_once && !s->conn && slot_dials(s) == 0) s->open_reason = r->open_reason;
-  if (!dc->has_perm) return;
+  if (!dc_usable(ctx, (size_t)dci)) return;
   int rc = ensure_session(ctx, s, now, 0);
   if (!rc) rc = mtci_session_invoke(&s->sess, r->body, r->len, 0, r->id);
   if (rc) {
@@ -1095,6 +1339,7 @@ static void internal_done(mtc_context *ctx, mtci_req *r, int kind, int dc_id, co
     ctx->config_done = 1;
     if (kind == MTC_RESULT_OK) apply_config(ctx, data, len, now);
     else LOGW("help.getConfig failed (%d)", err);
+    mtci_ctx_disc_config_done(ctx, kind == MTC_RESULT_OK, now);
     break;
   case MTCI_REQ_EXPORT: {
     if (kind != MTC_RESULT_OK) {
@@ -1180,6 +1425,19 @@ static void on_rpc_error(mtc_context *ctx, mtci_req *r, mtci_slot *s, int32_t co
   mtci_ctx_dc *x = dcx_of(ctx, s);
   x->ctr.rpcs_answered++;
   x->ctr.rpc_errors++;
+  if (ctx->set.pfs && code == 401 && strcmp(msg, "AUTH_KEY_PERM_EMPTY") == 0) {
+    /* the server does not know our binding (any more): rebind, then resend */
+    mtci_dc *dc = dc_of(ctx, s);
+    r->state = MTCI_RS_PENDING;
+    r->slot = NULL;
+    if (dc->temp_bound) {
+      dc->temp_bound = 0;
+      ctx->dirty = 1;
+      LOGW("dc %d: %s: binding the temporary key again", dc_id, msg);
+    }
+    ctx->changed = 1;
+    return;
+  }
   /* the session has forgotten the request: it is PENDING-like from here */
   r->state = MTCI_RS_PENDING;
   mtci_slot *was = r->slot;
@@ -1257,6 +1515,12 @@ static void drain(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_session_event ev;
   for (int guard = 0; guard < 1000000 && s->has_sess; guard++) {
     if (!mtci_session_next_event(&s->sess, &ev)) break;
+    if (ev.token == MTCI_CTX_BIND_TOKEN && (ev.type == MTCI_SEV_RESULT ||
+                                            ev.type == MTCI_SEV_RPC_ERROR ||
+                                            ev.type == MTCI_SEV_FAILED)) {
+      on_bind_answer(ctx, s, &ev, now);
+      continue;
+    }
     switch (ev.type) {
     case MTCI_SEV_RESULT: {
       mtci_req *r = find_sent(ctx, s, ev.token);
@@ -1348,6 +1612,7 @@ static void service_slot(mtc_context *ctx, mtci_slot *s, int64_t now) {
     if (c->phase == MTCI_CONN_IDLE && !c->key_done) transport_up(ctx, s, now);
     c = s->conn;
     if (!c) return;
+    if (c->phase == MTCI_CONN_READY) send_bind(ctx, s); /* PFS: (re)bind if needed */
     if (c->phase == MTCI_CONN_READY && !slot_wanted(ctx, s)) {
       if (!s->idle_since) s->idle_since = now;
       else if (now - s->idle_since >= ctx->set.idle_close_ms) close_idle(ctx, s);
@@ -1426,6 +1691,7 @@ static void flush_all(mtc_context *ctx, int64_t now) {
 }
 
 static void pump(mtc_context *ctx, int64_t now) {
+  pfs_renew(ctx, now);
   recount(ctx);
   /* requests: restart the walk after anything that may have run a callback */
   for (int guard = 0; guard < 1000000; guard++) {
@@ -1437,7 +1703,7 @@ static void pump(mtc_context *ctx, int64_t now) {
   /* requests that wait for a key sit on their slot; re-place them once it exists */
   for (mtci_req *r = ctx->head; r; r = r->next) {
     if (r->state != MTCI_RS_PENDING || !r->slot) continue;
-    if (dc_of(ctx, r->slot)->has_perm) {
+    if (dc_usable(ctx, (size_t)r->slot->dci)) {
       r->slot->n_assigned--;
       r->slot = NULL;
       ctx->changed = 1;
@@ -1446,12 +1712,15 @@ static void pump(mtc_context *ctx, int64_t now) {
   if (ctx->config_wanted && !ctx->config_inflight && !ctx->closing) {
     uint8_t body[4];
     mtci_put_le32(body, MTC_TL_ID_fn_help_getConfig);
-    if (req_new(ctx, MTCI_REQ_CONFIG, MTC_TARGET_MAIN, 0, body, sizeof body)) {
+    if (req_new(ctx, MTCI_REQ_CONFIG, ctx->config_dc ? MTC_TARGET_DC : MTC_TARGET_MAIN,
+                ctx->config_dc, body, sizeof body)) {
       ctx->config_inflight = 1;
       LOGD("requesting help.getConfig");
     }
     ctx->config_wanted = 0;
+    ctx->config_dc = 0;
   }
+  mtci_ctx_disc_pump(ctx, now);
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
@@ -1469,6 +1738,9 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx) {
   }
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     const mtci_ctx_dc *x = &ctx->dcx[i];
+    const mtci_dc *d = &ctx->dcs.dcs[i];
+    if (ctx->set.pfs && d->has_temp && !x->renewing)
+      t = min64(t, temp_renew_at(ctx, d) * 1000 - ctx->time_offset_ms);
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       const mtci_slot *s = slot_at_c(ctx, i, k);
       if (!s->used) continue;
@@ -1489,6 +1761,7 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx) {
     }
   }
   if (ctx->dirty_minor) t = min64(t, ctx->last_save_ms + MTCI_CTX_SAVE_THROTTLE_MS);
+  t = min64(t, mtci_ctx_disc_deadline(ctx));
   return t;
 }
 
@@ -1586,7 +1859,6 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
   t->log_level = s->log_level < MTC_LOG_ERROR   ? MTC_LOG_ERROR
                  : s->log_level > MTC_LOG_DEBUG ? MTC_LOG_DEBUG
                                                 : (int)s->log_level;
-  if (s->pfs) return fail_msg(msg, msg_len, MTC_ERR_UNSUPPORTED, "pfs (temporary keys) is not supported yet");
   t->api_id = s->api_id;
   const char *src[6] = {s->device_model,     s->system_version, s->app_version,
                         s->system_lang_code, s->lang_pack,      s->lang_code};
@@ -1641,6 +1913,12 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
   t->idle_close_ms = pick_ms(s->idle_close_ms, 60000);
   t->flood_auto_s = s->flood_wait_auto_s > 0 ? s->flood_wait_auto_s : 0;
   t->no_auto_config = s->no_auto_config != 0;
+  t->pfs = s->pfs != 0;
+  if (s->temp_key_expires_s < 0)
+    return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG, "settings.temp_key_expires_s negative");
+  t->temp_expires_s = s->temp_key_expires_s ? s->temp_key_expires_s : 86400;
+  if (t->pfs && t->temp_expires_s < 4)
+    return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG, "settings.temp_key_expires_s below 4 s");
   if (s->state_path) {
     size_t n = strlen(s->state_path);
     if (n == 0 || n > 4096) return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG, "settings.state_path empty or too long");
@@ -1703,7 +1981,7 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
   if (ctx->keys.count == 0) return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG, "no RSA keys");
   ctx->main_dc = t->main_dc;
   (void)mtci_dc_get(&ctx->dcs, ctx->main_dc);
-  return 0;
+  return mtci_ctx_disc_init(ctx, s, s->seeds == NULL, msg, msg_len);
 }
 
 int mtci_ctx_load_state(mtc_context *ctx, const mtci_state *st) {
@@ -1757,6 +2035,7 @@ void mtci_ctx_destroy(mtc_context *ctx) {
   }
   free(ctx->set.state_path);
   mtci_proxy_link_free(&ctx->set.proxy);
+  mtci_ctx_disc_clear(ctx);
   mtci_dc_table_clear(&ctx->dcs);
   mtci_zeroize(&ctx->keys, sizeof ctx->keys);
   mtci_zeroize(ctx->rx, sizeof ctx->rx);
@@ -1907,6 +2186,7 @@ int mtc_context_counters(const mtc_context *ctx, mtc_counters *out) {
   out->state_saves = ctx->saves;
   out->state_save_errors = ctx->save_errors;
   out->requests_pending = ctx->n_reqs;
+  mtci_ctx_disc_counters(ctx, out);
   return 0;
 }
 
@@ -1984,6 +2264,7 @@ int mtc_context_counters_json(const mtc_context *ctx, char **json) {
     jset_u(root, "state_save_errors", c->state_save_errors);
     jset_u(root, "requests_pending", c->requests_pending);
     json_object_set_new(root, "main_dc", json_integer(ctx->main_dc));
+    bad = mtci_ctx_disc_counters_json(c, root) != 0;
   }
   char *text = bad ? NULL : json_dumps(root, JSON_COMPACT);
   json_decref(root);
@@ -1998,3 +2279,10 @@ int mtc_context_counters_json(const mtc_context *ctx, char **json) {
   free(text);
   return *json ? 0 : MTC_ERR_NOMEM;
 }
+
+/* ---- for context_discovery.c ------------------------------------------------------------------------ */
+
+int mtci_ctx_slot_wanted(const mtc_context *ctx, const mtci_slot *s) { return slot_wanted(ctx, s); }
+void mtci_ctx_give_up(mtc_context *ctx, mtci_slot *s, int err) { give_up(ctx, s, err); }
+void mtci_ctx_emit(mtc_context *ctx, const mtc_event *ev) { emit(ctx, ev); }
+mtci_slot *mtci_ctx_slot(mtc_context *ctx, size_t i, int k) { return slot_at(ctx, i, k); }

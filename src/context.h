@@ -38,6 +38,7 @@
 
 #include "auth/rsa_keyset.h"
 #include "conn.h"
+#include "context_discovery.h"
 #include "dc.h"
 #include "io/poller.h"
 #include "mtconn/mtconn.h"
@@ -77,6 +78,12 @@ typedef struct mtci_ctx_io {
   int (*save)(void *ud, const mtci_state *st, char *msg, size_t msg_len);
   /* Free the context now (a deferred mtc_context_free). */
   void (*finalize)(void *ud);
+  /* Endpoint discovery (context_discovery.h): start a race at now with the
+   * known server time offset (0: the result comes through
+   * mtci_ctx_disc_result; or an error: no result); its counters (zeroed if
+   * it never ran). */
+  int (*disc_start)(void *ud, int64_t now_ms, int64_t time_offset_s);
+  void (*disc_counters)(void *ud, mtci_discovery_counters *out);
 } mtci_ctx_io;
 
 /* Settings after validation and defaults; strings owned. */
@@ -100,6 +107,8 @@ typedef struct mtci_ctx_settings {
   int no_auto_config;
   char *state_path;
   int log_level;
+  int pfs;                /* temporary keys bound to the perm keys */
+  int32_t temp_expires_s; /* their lifetime (expires_in) */
 } mtci_ctx_settings;
 
 enum mtci_req_state { MTCI_RS_PENDING = 0, MTCI_RS_SENT, MTCI_RS_WAIT_FLOOD, MTCI_RS_WAIT_AUTH };
@@ -157,7 +166,14 @@ struct mtci_slot {
 typedef struct mtci_ctx_dc {
   mtci_slot main;
   mtci_slot media[MTCI_CTX_MAX_MEDIA];
-  mtci_slot *keying;      /* the slot whose connection creates the key */
+  mtci_slot *keying;      /* the slot whose connection creates the key (perm or temp) */
+  /* PFS: the auth.bindTempAuthKey in flight (its session's slot, or NULL) */
+  struct mtci_ctx_bind {
+    mtc_context *ctx;
+    mtci_slot *slot;
+    int64_t nonce;
+  } bind;
+  int renewing;           /* PFS: the temp key is due; no new requests until it is replaced */
   int transfer;           /* authorization transfer state (context.c) */
   mtci_rate rate;
   mtc_dc_counters ctr;    /* n_reconnect_reasons / reasons kept here too */
@@ -194,6 +210,8 @@ struct mtc_context {
   uint64_t saves, save_errors;
   /* discovery */
   int config_wanted, config_inflight, config_done;
+  int config_dc;          /* the next help.getConfig goes to this DC (0: the main DC) */
+  mtci_ctx_disc disc;     /* endpoint discovery (context_discovery.c) */
   /* scratch */
   uint8_t rx[MTCI_CTX_READ_CHUNK];
   /* shell (context_os.c) */
@@ -202,6 +220,7 @@ struct mtc_context {
   int deadline_slot;
   void *drbg;
   void *runner;           /* mtc_runner * while a runner owns the context */
+  mtci_discovery *discovery; /* created on the first run */
 };
 
 /* ---- used by context_os.c ------------------------------------------------------- */
@@ -237,5 +256,17 @@ void mtci_ctx_log(mtc_context *ctx, int level, const char *fmt, ...)
     ;
 /* Earliest deadline of the context (INT64_MAX: none). */
 int64_t mtci_ctx_next_deadline(const mtc_context *ctx);
+
+/* ---- used by context_discovery.c ------------------------------------------------ */
+
+/* The slot has work or keeps the main session. */
+int mtci_ctx_slot_wanted(const mtc_context *ctx, const mtci_slot *s);
+/* Give up on the slot: FAILED, its requests fail (err MTC_ERR_NO_ADDRESS or
+ * MTC_ERR_UNREACHABLE as is, anything else as MTC_ERR_CONNECT). */
+void mtci_ctx_give_up(mtc_context *ctx, mtci_slot *s, int err);
+/* Pass an event to on_event (not while closing). */
+void mtci_ctx_emit(mtc_context *ctx, const mtc_event *ev);
+/* Slot k of DC index i: 0 = main, 1.. = media. */
+mtci_slot *mtci_ctx_slot(mtc_context *ctx, size_t i, int k);
 
 #endif /* MTCI_CONTEXT_H */

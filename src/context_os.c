@@ -9,6 +9,7 @@
 
 #include "context.h"
 #include "crypto/crypto.h"
+#include "discovery/discovery.h"
 #include "io/clock.h"
 #include "io/runner.h"
 #include "io/sock.h"
@@ -86,10 +87,69 @@ static void free_now(mtc_context *ctx);
 
 static void os_finalize(void *ud) { free_now(ud); }
 
+/* ---- endpoint discovery: the object on the context's poller ------------------------ */
+
+static int64_t disc_now(void *ud) { return os_now(ud); }
+
+static void disc_log(void *ud, int level, const char *line) { mtci_ctx_log(ud, level, "%s", line); }
+
+/* Runs from mtci_discovery_on_timeout, inside an entry point. */
+static void disc_done(void *ud, const mtci_discovery_result *r) {
+  mtc_context *ctx = ud;
+  mtci_ctx_disc_result(ctx, r, os_now(ctx));
+}
+
+static int os_disc_start(void *ud, int64_t now_ms, int64_t time_offset_s) {
+  mtc_context *ctx = ud;
+  if (!ctx->discovery) {
+    const mtci_ctx_disc_settings *t = &ctx->disc.set;
+    mtci_doh_endpoint g[MTCI_DISCOVERY_MAX_ENDPOINTS], c[MTCI_DISCOVERY_MAX_ENDPOINTS];
+    for (size_t i = 0; i < t->n_google; i++) g[i] = (mtci_doh_endpoint){t->google[i], NULL};
+    for (size_t i = 0; i < t->n_cloudflare; i++) c[i] = (mtci_doh_endpoint){t->cloudflare[i], NULL};
+    mtci_discovery_settings ds;
+    mtci_discovery_settings_default(&ds);
+    ds.google = g;
+    ds.n_google = t->n_google;
+    ds.cloudflare = c;
+    ds.n_cloudflare = t->n_cloudflare;
+    ds.test_dcs = t->test_dcs;
+    ds.ca_file = t->ca_file;
+    ds.connect_timeout_ms = t->connect_timeout_ms;
+    ds.request_timeout_ms = t->request_timeout_ms;
+    ds.total_timeout_ms = t->total_timeout_ms;
+    ds.stagger_ms = t->stagger_ms;
+    ds.use_plain_dns = t->plain_dns;
+    ds.dns_servers = t->dns_servers;
+    ds.key = t->has_key ? &t->key : NULL;
+    ds.random = ctx->rnd;
+    ds.random_ud = ctx->rnd_ud;
+    ds.now_ms = disc_now;
+    ds.now_ud = ctx;
+    ds.log = disc_log;
+    ds.log_ud = ctx;
+    int rc = mtci_discovery_new(&ctx->poller, &ds, disc_done, ctx, &ctx->discovery);
+    if (rc) return rc;
+  }
+  mtci_discovery_set_time_offset(ctx->discovery, time_offset_s);
+  return mtci_discovery_start(ctx->discovery, now_ms, NULL, 0);
+}
+
+static void os_disc_counters(void *ud, mtci_discovery_counters *out) {
+  mtc_context *ctx = ud;
+  mtci_discovery_counters_get(ctx->discovery, out); /* zeroes when there is none */
+}
+
+/* Timers of the discovery (and its result): cheap when nothing is due. */
+static void disc_tick(mtc_context *ctx) {
+  if (ctx->discovery) mtci_discovery_on_timeout(ctx->discovery, os_now(ctx));
+}
+
 /* ---- creation ---------------------------------------------------------------------- */
 
 static void free_now(mtc_context *ctx) {
   mtci_ctx_shutdown(ctx);
+  mtci_discovery_free(ctx->discovery); /* its fds and deadline leave the poller */
+  ctx->discovery = NULL;
   mtci_ctx_destroy(ctx);
   if (ctx->poller_up) mtci_poller_free(&ctx->poller);
   if (ctx->drbg) mtci_drbg_free(ctx->drbg);
@@ -155,6 +215,8 @@ int mtc_context_new(mtc_context **out, const mtc_settings *settings,
   ctx->io.now_ms = os_now;
   ctx->io.save = os_save;
   ctx->io.finalize = os_finalize;
+  ctx->io.disc_start = os_disc_start;
+  ctx->io.disc_counters = os_disc_counters;
   char msg[256] = "";
   int rc = mtci_ctx_init(ctx, settings, callbacks, user_data, msg, sizeof msg);
   if (rc) {
@@ -231,6 +293,7 @@ int mtc_context_on_timeout(mtc_context *ctx) {
   if (ctx->depth > 0) return MTC_ERR_IO_BUSY;
   mtci_ctx_enter(ctx);
   mtci_poller_timer_fired(&ctx->poller);
+  disc_tick(ctx);
   mtci_ctx_leave(ctx); /* runs what is due and re-arms */
   return 0;
 }
@@ -248,6 +311,7 @@ static int run_round(mtc_context *ctx, int max_ms) {
   if (t >= 0 && (wait < 0 || t < wait)) wait = t;
   if (wait > 3600000) wait = 3600000;
   int rc = mtci_poller_run(&ctx->poller, (int)wait);
+  disc_tick(ctx);
   mtci_ctx_leave(ctx);
   return rc < 0 ? rc : 0;
 }

@@ -188,7 +188,30 @@ void mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int
   dc->salt = salt;
 }
 
+void mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
+                          int64_t salt) {
+  uint8_t id[8];
+  memcpy(dc->temp_key, key, MTCI_AUTH_KEY_LEN);
+  mtci_auth_key_id(dc->temp_key, id);
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | id[i];
+  dc->temp_key_id = v;
+  dc->temp_expires_at = expires_at;
+  dc->has_temp = 1;
+  dc->temp_bound = 0;
+  dc->salt = salt;
+}
+
+void mtci_dc_drop_temp_key(mtci_dc *dc) {
+  mtci_zeroize(dc->temp_key, sizeof dc->temp_key);
+  dc->has_temp = 0;
+  dc->temp_key_id = 0;
+  dc->temp_expires_at = 0;
+  dc->temp_bound = 0;
+}
+
 void mtci_dc_drop_perm_key(mtci_dc *dc) {
+  mtci_dc_drop_temp_key(dc);
   mtci_zeroize(dc->perm_key, sizeof dc->perm_key);
   dc->has_perm = 0;
   dc->perm_key_id = 0;
@@ -211,6 +234,13 @@ void mtci_dc_table_to_state(const mtci_dc_table *t, mtci_state *st) {
       s->perm_created = dc->perm_created > 0 ? dc->perm_created : 0;
       s->authorized = dc->authorized;
       s->salt = dc->salt;
+      if (dc->has_temp && dc->temp_expires_at > 0) {
+        s->has_temp = 1;
+        memcpy(s->temp_key, dc->temp_key, MTCI_STATE_KEY_LEN);
+        s->temp_key_id = dc->temp_key_id;
+        s->temp_expires_at = dc->temp_expires_at;
+        s->temp_bound = dc->temp_bound;
+      }
     }
     for (size_t j = 0; j < dc->n_addrs && s->n_addrs < MTCI_STATE_MAX_ADDRS; j++) {
       const mtci_dc_addr *a = &dc->addrs[j];
@@ -240,6 +270,10 @@ int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
     if (s->has_perm) {
       mtci_dc_set_perm_key(dc, s->perm_key, s->perm_created, s->salt);
       dc->authorized = s->authorized;
+      if (s->has_temp && s->temp_expires_at > 0) {
+        mtci_dc_set_temp_key(dc, s->temp_key, s->temp_expires_at, s->salt);
+        dc->temp_bound = s->temp_bound;
+      }
     }
     mtci_dc_addr seeds[MTCI_DC_MAX_ADDRS];
     size_t n_seeds = dc->n_addrs;

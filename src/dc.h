@@ -63,7 +63,13 @@ typedef struct mtci_dc {
   uint64_t perm_key_id;    /* SHA1(key)[12:20] little-endian */
   int64_t perm_created;    /* unix s */
   int authorized;          /* the user is logged in on this key */
-  int64_t salt;            /* last server salt of the key */
+  int64_t salt;            /* last server salt of the key in use (the temp key's with PFS) */
+  /* temporary auth key (PFS, PROTOCOL.md §6.8), bound to the perm key */
+  int has_temp;
+  uint8_t temp_key[MTCI_AUTH_KEY_LEN];
+  uint64_t temp_key_id;    /* SHA1(key)[12:20] little-endian */
+  int64_t temp_expires_at; /* server unix s */
+  int temp_bound;          /* auth.bindTempAuthKey succeeded */
 } mtci_dc;
 
 typedef struct mtci_dc_table {
@@ -129,6 +135,11 @@ void mtci_dc_note_failure(mtci_dc *dc, const char *ip, uint16_t port, int64_t no
 void mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
                           int64_t salt);
 void mtci_dc_drop_perm_key(mtci_dc *dc);
+/* Install a new (unbound) temp key / drop it (zeroized). Dropping the perm
+ * key drops the temp key too. */
+void mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
+                          int64_t salt);
+void mtci_dc_drop_temp_key(mtci_dc *dc);
 
 /*
  * Persisted state <-> table. to_state fills dcs, keys, salts, addresses and

@@ -128,6 +128,7 @@ const char *mtc_strerror(int code) {
   case MTC_ERR_VERSION: return "struct version not supported";
   case MTC_ERR_PROXY_HOST: return "proxy host is not an IP address literal";
   case MTC_ERR_KEY_DROPPED: return "the server forgot the auth key";
+  case MTC_ERR_UNREACHABLE: return "DC unreachable: every known address failed and endpoint discovery found none";
   case MTC_ERR_IO_ADDRESS: return "not an IPv4/IPv6 address literal, or port 0";
   case MTC_ERR_IO_SOCKET: return "socket could not be created or configured";
   case MTC_ERR_IO_REFUSED: return "connection refused";

@@ -2222,7 +2222,10 @@ TEST(api_args) {
   CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_VERSION);
   b = s;
   b.pfs = 1;
-  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_UNSUPPORTED);
+  b.temp_key_expires_s = 3; /* too short to renew in time */
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
+  b.temp_key_expires_s = -1;
+  CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
   b = s;
   b.transport = MTC_TRANSPORT_FULL; /* obfuscate = 1 from the defaults */
   CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);

@@ -8,6 +8,8 @@
  *   proxy dd     padded      (a dd secret forces padded framing)
  *   proxy ee     padded      (fake-TLS; padded inside)
  *   (full has no proxy form: skipped)
+ *   --pfs        intermediate direct, padded through ee: 3 temporary keys
+ *                (1 per DC), each bound once (mock binds), none on restart
  *
  * Each combination runs the demo twice with --json and one fresh --state:
  *   1st: first login + 1 MiB download: <= 3 TCP connections, <= 3 permanent
@@ -17,6 +19,12 @@
  *        (users.getUsers on the saved main DC) and the download.
  * A negative case removes the mock's saved key store between the runs: the
  * second run must then fail its budget (the demo must notice).
+ *
+ * --block-seeds (endpoint discovery): the mock's seed ports refuse, a mock
+ * DoH publishes the alternative ports. 1st run: <= 2 HTTP requests, 3 working
+ * connections, 3 permanent keys, the dead-seed connects reported apart; 2nd
+ * run from the state: no HTTP request, no dead connect, no handshake. With
+ * --no-discovery the same blocked login must fail.
  *
  * Every child run is bounded (RUN_TIMEOUT_S), and so is the whole program
  * (TOTAL_TIMEOUT_S). Timings are printed, never checked.
@@ -155,7 +163,8 @@ static int all_ok(json_t *root, const char *name, int want_ok) {
   } while (0)
 
 /* The checks of one run's JSON. second: the run from the saved state. */
-static int check_run(const char *label, const char *text, int status, int second, int proxied) {
+static int check_run(const char *label, const char *text, int status, int second, int proxied,
+                     int pfs) {
   json_error_t jerr;
   json_t *root = text ? json_loads(text, 0, &jerr) : NULL;
   if (!root) {
@@ -184,7 +193,9 @@ static int check_run(const char *label, const char *text, int status, int second
   REQ(jint(root, "mock", "totals", "tcp_accepted") == tcp);
   REQ(jint(root, "mock", "totals", "handshakes_perm") == perm);
   REQ(jint(root, "mock", "totals", "handshakes_temp") == temp);
-  REQ(temp == 0);
+  /* PFS: one temporary key per DC on the first login, none from the state */
+  REQ(temp == (pfs && !second ? 3 : 0));
+  if (pfs) REQ(jint(root, "mock", "totals", "binds") == temp);
   if (second) {
     REQ(perm == 0);
     REQ(jint(root, "events", "auth_keys_created", NULL) == 0);
@@ -192,7 +203,7 @@ static int check_run(const char *label, const char *text, int status, int second
     REQ(tcp == 2); /* the saved main DC 5 and the file's DC 1 */
   } else {
     REQ(perm == 3 && tcp == 3);
-    REQ(jint(root, "events", "auth_keys_created", NULL) == 3);
+    REQ(jint(root, "events", "auth_keys_created", NULL) == perm + temp);
   }
   if (proxied) {
     REQ(jint(root, "mock_proxy", "accepted", NULL) == tcp);
@@ -211,6 +222,7 @@ typedef struct combo {
   const char *transport;
   const char *proxy; /* NULL: direct */
   int plain;         /* --no-obfuscation */
+  int pfs;           /* --pfs */
 } combo;
 
 static const combo k_combos[] = {
@@ -218,6 +230,7 @@ static const combo k_combos[] = {
     {"full", NULL, 1},         {"abridged", NULL, 1},     {"intermediate", NULL, 1},
     {"padded", NULL, 1},       {"abridged", "plain", 0},  {"intermediate", "plain", 0},
     {"padded", "plain", 0},    {"padded", "dd", 0},       {"padded", "ee", 0},
+    {"intermediate", NULL, 0, 1}, {"padded", "ee", 0, 1},
 };
 
 typedef struct tmpstate {
@@ -240,8 +253,8 @@ static void tmp_remove(tmpstate *t) {
 
 static int one_combo(const combo *c) {
   char label[64];
-  snprintf(label, sizeof label, "%s%s %s", c->transport, c->plain ? " (plain framing)" : "",
-           c->proxy ? c->proxy : "direct");
+  snprintf(label, sizeof label, "%s%s %s%s", c->transport, c->plain ? " (plain framing)" : "",
+           c->proxy ? c->proxy : "direct", c->pfs ? " pfs" : "");
   tmpstate t;
   if (tmp_make(&t) != 0) return -1;
   const char *args[16];
@@ -252,6 +265,7 @@ static int one_combo(const combo *c) {
   args[n++] = "--state";
   args[n++] = t.state;
   if (c->plain) args[n++] = "--no-obfuscation";
+  if (c->pfs) args[n++] = "--pfs";
   if (c->proxy) {
     args[n++] = "--proxy";
     args[n++] = c->proxy;
@@ -263,7 +277,7 @@ static int one_combo(const combo *c) {
     char *out = NULL;
     double secs = 0;
     int st = run_demo(args, &out, &secs);
-    rc = check_run(label, out, st, run == 1, c->proxy != NULL);
+    rc = check_run(label, out, st, run == 1, c->proxy != NULL, c->pfs);
     free(out);
     if (run == 0) s1 = secs;
     else s2 = secs;
@@ -317,10 +331,58 @@ TEST(budget_violation_detected) {
   CHECK(!budgets_ok || !login_ok);
 }
 
+/* Seeds blocked: endpoint discovery finds the alternative ports. */
+TEST(block_seeds) {
+  tmpstate t;
+  CHECK(tmp_make(&t) == 0);
+  const char *args[] = {"--json", "--block-seeds", "--state", t.state, NULL};
+  long long http[2] = {-1, -1}, dead[2] = {-1, -1}, ok_tcp[2] = {-1, -1}, perm[2] = {-1, -1};
+  int ok[2] = {0, 0}, st[2] = {-1, -1};
+  double secs[2] = {0, 0};
+  for (int run = 0; run < 2; run++) {
+    char *out = NULL;
+    st[run] = run_demo(args, &out, &secs[run]);
+    json_t *root = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    if (root) {
+      ok[run] = jtrue(root, "ok", NULL) && all_ok(root, "budgets", 1) && all_ok(root, "comparison", 1) &&
+                jtrue(root, "download", "verified") && jtrue(root, "restart", NULL) == run;
+      http[run] = jint(root, "library", "http_requests", NULL);
+      dead[run] = jint(root, "dead_seed_connects", NULL, NULL);
+      ok_tcp[run] = jint(root, "library", "totals", "connects_succeeded");
+      perm[run] = jint(root, "library", "totals", "handshakes_perm");
+      if (jint(root, "mock_doh_requests", NULL, NULL) != http[run]) ok[run] = 0;
+    }
+    json_decref(root);
+  }
+  fprintf(stderr, "  block-seeds: 1st exit %d, %lld HTTP, %lld dead-seed connects, %lld working, %lld keys "
+                  "(%.2f s); 2nd exit %d, %lld HTTP, %lld dead, %lld keys (%.2f s)\n",
+          st[0], http[0], dead[0], ok_tcp[0], perm[0], secs[0], st[1], http[1], dead[1], perm[1], secs[1]);
+  tmp_remove(&t);
+  CHECK(st[0] == 0 && ok[0]);
+  CHECK(http[0] >= 1 && http[0] <= 2);
+  CHECK(dead[0] >= 1 && ok_tcp[0] == 3 && perm[0] == 3);
+  CHECK(st[1] == 0 && ok[1]);
+  CHECK(http[1] == 0 && dead[1] == 0 && perm[1] == 0);
+  /* the same blocked login without discovery cannot work: the demo says so */
+  const char *off[] = {"--json", "--block-seeds", "--no-discovery", "--timeout", "1500", NULL};
+  char *out = NULL;
+  int s3 = run_demo(off, &out, &secs[0]);
+  json_t *root = out ? json_loads(out, 0, NULL) : NULL;
+  free(out);
+  CHECK(root != NULL);
+  int ok3 = jtrue(root, "ok", NULL), login3 = jtrue(root, "login", "ok");
+  long long http3 = jint(root, "library", "http_requests", NULL);
+  json_decref(root);
+  fprintf(stderr, "  block-seeds --no-discovery: exit %d, ok %d, login %d, %lld HTTP\n", s3, ok3, login3, http3);
+  CHECK(s3 == 1 && !ok3 && !login3 && http3 == 0);
+}
+
 int main(int argc, char **argv) {
   g_start = mono_s();
   signal(SIGPIPE, SIG_IGN);
-  static const struct test_case cases[] = {CASE(budget_matrix), CASE(budget_violation_detected)};
+  static const struct test_case cases[] = {CASE(budget_matrix), CASE(budget_violation_detected),
+                                           CASE(block_seeds)};
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     if (argc > 1 && !strstr(cases[i].name, argv[1])) continue;

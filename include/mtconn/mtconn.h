@@ -180,6 +180,9 @@ typedef enum mtc_error {
   MTC_ERR_VERSION = -609,              /* settings or counters struct version not supported */
   MTC_ERR_PROXY_HOST = -610,           /* proxy link names a host: resolve it to an IP literal first */
   MTC_ERR_KEY_DROPPED = -611,          /* the server forgot the auth key (-404): a new one is made */
+  MTC_ERR_UNREACHABLE = -612,          /* every known address of the DC failed and endpoint
+                                          discovery found none that works (MTC_EVENT_DISCOVERY
+                                          and the log say why) */
 
   /* -620..-639: IO shell (src/io/: sockets, poller, runner thread) */
   MTC_ERR_IO_ADDRESS = -620,           /* not an IPv4/IPv6 literal, or port 0 */
@@ -301,6 +304,29 @@ typedef int (*mtc_random_fn)(void *user_data, uint8_t *out, size_t len);
  * (AUTH_KEY_DROPPED, SESSION_RECREATED); -444 asks help.getConfig again.
  * New address sets never close a working connection.
  *
+ * Endpoint discovery (PROTOCOL.md §1): when a DC that has work cannot be
+ * reached - discovery_after_failures consecutive failed attempts (each tries
+ * every known address), or discovery_after_ms without a working connection
+ * while trying; after the first failed attempt when the saved config has
+ * expired - the context fetches Telegram's signed "simple config" over
+ * DNS-over-HTTPS (Google, Cloudflare; plain DNS TXT last), raced: the first
+ * valid answer wins, the other requests are cancelled. A healthy start never
+ * makes a request. Tampered, expired, malformed or oversized answers change
+ * nothing (counted by reason, logged); the next source is tried. The winning
+ * config's endpoints join their DCs' address sets, first in line (ipPort:
+ * obfuscated TCP; ipPortSecret: obfuscated TCP keyed with the MTProxy-style
+ * secret, fake-TLS for 0xee secrets), waiting connections retry at once,
+ * help.getConfig is asked over the first session through them (not with
+ * no_auto_config) and merged without closing working connections; the state
+ * keeps the endpoints and a "discovered" record, so the next start uses them
+ * without any request. A DoH Date header more than 60 s off the local clock
+ * corrects the fake-TLS timestamps (and the simple config's validity check).
+ * Runs are spaced: 30 s after one, doubling after each failed run up to
+ * 15 min. When no run can help, the DC's requests fail with
+ * MTC_ERR_UNREACHABLE once max_connect_attempts is reached. Never with a
+ * proxy. The built-in sources describe Telegram's DCs, so with settings.seeds
+ * given only the sources named in the settings are used (none: no discovery).
+ *
  * Liveness bound: a connection that goes silent while a request waits is
  * probed after max(4 s, 4 RTT) and replaced max(5 s, 4 RTT) later (9 s in
  * all while RTT <= 1 s); an idle one pings every ping_interval_ms and is
@@ -356,7 +382,11 @@ typedef enum mtc_event_type {
   MTC_EVENT_SESSION_RECREATED, /* dc_id, media, index: updates may have been missed */
   MTC_EVENT_STATE_CHANGED,     /* persistent state changed; reason = 0 if it was saved,
                                   else the save error (or MTC_ERR_UNSUPPORTED: no storage) */
-  MTC_EVENT_UPDATES            /* dc_id; data/len: an object the server pushed (updates...) */
+  MTC_EVENT_UPDATES,           /* dc_id; data/len: an object the server pushed (updates...) */
+  MTC_EVENT_DISCOVERY          /* endpoint discovery ended: dc_id = the DC that needed it;
+                                  reason = 0 (endpoints added; data/len = the source's name,
+                                  "google", "cloudflare" or "dns") or the error that ended it
+                                  (e.g. MTC_ERR_SCONF_EXPIRED: the address sets are unchanged) */
 } mtc_event_type;
 
 typedef enum mtc_conn_state {
@@ -449,10 +479,34 @@ typedef struct mtc_settings {
   int flood_wait_auto_s;        /* FLOOD_WAIT_X with X <= this is waited out and resent
                                    (default 5; 0: always give the error to the app) */
   int no_auto_config;           /* 1: never call help.getConfig on its own */
-  int pfs;                      /* temporary keys bound to perm keys: not supported yet, must be 0 */
-  int temp_key_expires_s;       /* reserved (PFS) */
+  int pfs;                      /* PFS: traffic uses a temporary key per DC, bound to the perm key
+                                   (auth.bindTempAuthKey), renewed at 75% of its lifetime */
+  int temp_key_expires_s;       /* temporary key lifetime (default 86400; >= 4 with pfs) */
   const char *state_path;       /* JSON state file (atomic, 0600); NULL: see load/save_state */
   mtc_log_level log_level;      /* most verbose level passed to on_log (default MTC_LOG_INFO) */
+  /* ---- endpoint discovery (see "Endpoint discovery" above) ---- */
+  int no_discovery;             /* 1: never run endpoint discovery */
+  const char *const *doh_google; /* Google JSON DoH endpoints in start order: base URLs
+                                   ("https://dns.google") or with the path
+                                   ("https://dns.google/resolve"); copied. NULL: the built-in
+                                   {"https://dns.google"} (built-in seeds only, see above) */
+  size_t n_doh_google;          /* at most 7 */
+  const char *const *doh_cloudflare; /* Cloudflare JSON DoH endpoints, the same way; NULL: the
+                                   built-in {"https://mozilla.cloudflare-dns.com"} */
+  size_t n_doh_cloudflare;      /* at most 7 */
+  const char *simple_config_key_pem; /* RSA public key (2048-bit, PKCS#1 or SPKI PEM) the
+                                   simple config is signed with; NULL: Telegram's */
+  const char *ca_file;          /* CA bundle (PEM file) for the DoH servers; NULL: libcurl's */
+  const char *dns_servers;      /* plain DNS TXT source: c-ares server list ("127.0.0.1:5353");
+                                   NULL: the system's resolvers (built-in seeds only) */
+  int no_plain_dns;             /* 1: DoH only, no plain DNS TXT source */
+  int doh_connect_timeout_ms;   /* per DoH request, TCP + TLS (default 5000) */
+  int doh_timeout_ms;           /* per DoH request, whole transfer (default 10000) */
+  int discovery_timeout_ms;     /* one whole race (default 20000) */
+  int discovery_stagger_ms;     /* the next source starts this much later (default 800,
+                                   tdesktop's), at once when one fails */
+  int discovery_after_failures; /* N above (default 2; capped at max_connect_attempts) */
+  int discovery_after_ms;       /* T above (default 8000, tdesktop's kEnumerateDcTimeout) */
 } mtc_settings;
 
 /* Fill *s with the defaults above (version set, seeds NULL = built-in).
@@ -475,7 +529,7 @@ typedef struct mtc_context mtc_context;
  * no fd exists yet, so watch_fd is not called during creation.
  * Returns 0 and *out, or MTC_ERR_INVALID_ARG (bad settings: NULL, a string
  * over 255 bytes, a bad seed or PEM, FULL with obfuscation, a bad proxy
- * link...), MTC_ERR_VERSION, MTC_ERR_UNSUPPORTED (pfs), MTC_ERR_PROXY_HOST,
+ * link...), MTC_ERR_VERSION, MTC_ERR_PROXY_HOST,
  * MTC_ERR_NOMEM, MTC_ERR_IO_WAKEUP, a store error. Not from a callback of
  * another context's loop thread unless that thread owns this one too.
  */
@@ -625,6 +679,16 @@ typedef enum mtc_connect_reason {
   MTC_REASON_COUNT
 } mtc_connect_reason;
 
+/* Why a discovery answer was refused (mtc_counters.discovery_rejected). */
+typedef enum mtc_discovery_reject {
+  MTC_DISCOVERY_TAMPERED = 0,  /* SHA-256 check or RSA step failed: altered, or another key */
+  MTC_DISCOVERY_EXPIRED,       /* authentic but expired, or dated in the future */
+  MTC_DISCOVERY_MALFORMED,     /* JSON, TXT text, base64 or TL layout wrong */
+  MTC_DISCOVERY_OVERSIZED,     /* body over 64 KiB, too many TXT records, a record too long */
+  MTC_DISCOVERY_UNUSABLE,      /* authentic, but no usable rule or address */
+  MTC_DISCOVERY_REJECT_COUNT
+} mtc_discovery_reject;
+
 typedef struct mtc_reason_count {
   int reason;     /* an MTC_ERR_* code */
   uint64_t count;
@@ -651,9 +715,15 @@ typedef struct mtc_counters {
   /* totals over all DCs */
   uint64_t connects_started, connects_succeeded, connects_failed, handshakes_perm,
       handshakes_temp, reconnects, rpcs_sent, bytes_in, bytes_out;
-  uint64_t dns_queries, http_requests; /* endpoint discovery (none yet: always 0) */
+  uint64_t dns_queries, http_requests; /* endpoint discovery: every DNS question, DoH request */
   uint64_t state_saves, state_save_errors;
   uint64_t requests_pending;
+  /* endpoint discovery */
+  uint64_t discovery_runs;      /* runs ended (one that could not start included) */
+  uint64_t discovery_failures;  /* of them, ended without a valid config */
+  uint64_t discovery_rejected[MTC_DISCOVERY_REJECT_COUNT]; /* answers refused, by reason */
+  uint64_t discovery_requests_failed; /* no answer: network, TLS, HTTP status, NXDOMAIN, timeout */
+  int discovery_last_error;     /* the last failed race's error, 0 if none */
 } mtc_counters;
 
 /* Fill *out (out->version must be MTC_COUNTERS_VERSION: else MTC_ERR_VERSION).
@@ -662,7 +732,9 @@ MTC_API int mtc_context_counters(const mtc_context *ctx, mtc_counters *out);
 /* The same as JSON text, malloc'ed (free with free()):
  *   {"dcs":[{"dc_id":2,"connects_started":1,...,"connects_by_reason":{"main":1,...},
  *            "reconnect_reasons":{"session dead (-511)":1}},...],
- *    "totals":{...},"dns_queries":0,"http_requests":0,...}
+ *    "totals":{...},"dns_queries":0,"http_requests":0,...,
+ *    "discovery":{"runs":1,"failures":0,"rejected":{"tampered":1,"expired":0,...},
+ *                 "requests_failed":0,"last_error":0}}
  * *json is owned by the caller. Returns 0, MTC_ERR_INVALID_ARG,
  * MTC_ERR_NOMEM. Callable from callbacks. */
 MTC_API int mtc_context_counters_json(const mtc_context *ctx, char **json);

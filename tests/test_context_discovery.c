@@ -1,0 +1,1251 @@
+/*
+ * Endpoint discovery in the MTContext (src/context_discovery.c) against the
+ * in-process mock DC cluster and two mock DoH servers (tests/mockdc): the
+ * mock "Google" and "Cloudflare" serve a real-format simple config,
+ * encrypted with a TEST key whose public half the context is given, whose
+ * rules point each DC at its alternative port.
+ *
+ *   blocked_seeds_*   every DC's seed port refuses: the demo's first login
+ *                     (DC 2 -> PHONE_MIGRATE_5 -> sign-in on DC 5 -> 1 MiB
+ *                     from DC 1 via FILE_MIGRATE + authorization transfer)
+ *                     completes through the discovered endpoints, within the
+ *                     budget (<= 2 HTTP requests, 3 perm keys); a second run
+ *                     from the saved state makes no HTTP request
+ *   healthy_start     seeds work: no discovery, no HTTP request
+ *   google_tampered   Google's answer fails its SHA-256 check: counted and
+ *                     logged, Cloudflare's config is used, nothing of
+ *                     Google's reaches the address sets
+ *   google_malformed / google_oversized
+ *                     the same for a TXT record that is no simple config and
+ *                     for a body over the 64 KiB cap (a raw HTTP responder)
+ *   both_expired      both answers expired: the run fails with
+ *                     MTC_ERR_SCONF_EXPIRED, the address sets stay, the
+ *                     request fails with MTC_ERR_UNREACHABLE after
+ *                     max_connect_attempts; no further run or connect storm
+ *   silent_seed       the seed accepts TCP and never answers: the time
+ *                     trigger starts discovery and the silent connection is
+ *                     replaced
+ *   secret_clock      an ipPortSecret endpoint (ee: fake-TLS) through the
+ *                     mock MTProxy, whose clock - like the DoH Date header
+ *                     and the DCs - is 2 h ahead of ours: the Date header
+ *                     correction makes the ClientHello timestamp acceptable
+ *   settings          argument checks, no_discovery, custom seeds without
+ *                     sources (no discovery)
+ * Set MTC_TEST_VERBOSE=1 to see the context's log lines.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bytes.h"
+#include "crypto/crypto.h"
+#include "discovery/discovery.h"
+#include "mock_auth.h"
+#include "mock_dc.h"
+#include "mock_doh.h"
+#include "mock_loop.h"
+#include "mock_proxy.h"
+#include "mtconn/mtconn.h"
+#include "mtconn/tl_api.h"
+#include "store.h"
+#include "test.h"
+#include "tl/tl.h"
+
+#define PHONE "+15550000005"
+#define FILE_ID 4242
+#define WAIT_MS 15000
+#define SCONF_KEY 3 /* mock_test_key_pem(3): mock DC 4's key, used here to sign the config */
+
+#define REQ(cond)                                                                                  \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
+      return -1;                                                                                   \
+    }                                                                                              \
+  } while (0)
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pthread_mutex_t g_rnd_mu = PTHREAD_MUTEX_INITIALIZER;
+static mtci_drbg *g_drbg;
+static int test_rnd(void *ud, uint8_t *out, size_t len) {
+  (void)ud;
+  pthread_mutex_lock(&g_rnd_mu);
+  if (!g_drbg) g_drbg = mtci_drbg_new();
+  int rc = g_drbg ? mtci_drbg_random(g_drbg, out, len) : MTC_ERR_RANDOM;
+  pthread_mutex_unlock(&g_rnd_mu);
+  return rc;
+}
+
+static int g_verbose;
+
+/* ---- TL bodies ------------------------------------------------------------------------- */
+
+typedef struct body {
+  uint8_t b[512];
+  size_t n;
+} body;
+
+static void b_u32(body *b, uint32_t v) {
+  mtci_put_le32(b->b + b->n, v);
+  b->n += 4;
+}
+static void b_i64(body *b, int64_t v) {
+  mtci_put_le64(b->b + b->n, mtci_u64_of(v));
+  b->n += 8;
+}
+static void b_str(body *b, const char *s) { /* short strings only */
+  size_t n = strlen(s);
+  b->b[b->n++] = (uint8_t)n;
+  memcpy(b->b + b->n, s, n);
+  b->n += n;
+  while ((n + 1) % 4) {
+    b->b[b->n++] = 0;
+    n++;
+  }
+}
+static body q_nearest(void) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_help_getNearestDc);
+  return b;
+}
+static body q_send_code(void) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_auth_sendCode);
+  b_str(&b, PHONE);
+  b_u32(&b, 12345);
+  b_str(&b, "0123456789abcdef");
+  b_u32(&b, MTC_TL_ID_codeSettings);
+  b_u32(&b, 0);
+  return b;
+}
+static body q_sign_in(const char *hash) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_auth_signIn);
+  b_u32(&b, 1);
+  b_str(&b, PHONE);
+  b_str(&b, hash);
+  b_str(&b, MOCK_DC_LOGIN_CODE);
+  return b;
+}
+static body q_get_file(int64_t offset, int32_t limit) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_upload_getFile);
+  b_u32(&b, 0);
+  b_u32(&b, MTC_TL_ID_inputDocumentFileLocation);
+  b_i64(&b, FILE_ID);
+  b_i64(&b, 0);
+  b_str(&b, "");
+  b_str(&b, "");
+  b_i64(&b, offset);
+  b_u32(&b, (uint32_t)limit);
+  return b;
+}
+static body q_get_self(void) {
+  body b = {{0}, 0};
+  b_u32(&b, MTC_TL_ID_fn_users_getUsers);
+  b_u32(&b, MTCI_TL_VECTOR_ID);
+  b_u32(&b, 1);
+  b_u32(&b, MTC_TL_ID_inputUserSelf);
+  return b;
+}
+
+/* ---- harness: one context, driven by mtc_context_run or a host poll() loop ---------------- */
+
+enum { MODE_RUN = 0, MODE_HOST = 1 };
+
+typedef struct res {
+  int calls;
+  mtc_result_kind kind;
+  int dc_id, error;
+  uint8_t *data;
+  size_t len;
+} res;
+
+static void res_clear(res *r) {
+  free(r->data);
+  memset(r, 0, sizeof *r);
+}
+
+typedef struct evrec {
+  int type, dc_id, state, reason;
+  char data[16];
+} evrec;
+
+#define MAX_EVS 2048
+#define MAX_FDS 128
+
+typedef struct harness {
+  int mode;
+  mtc_context *ctx;
+  int fds[MAX_FDS];
+  unsigned fd_ev[MAX_FDS];
+  int n_fds;
+  int64_t timer_at;
+  evrec evs[MAX_EVS];
+  size_t n_evs;
+  char *log;
+  size_t log_len, log_cap;
+  char tag[16];
+} harness;
+
+static void cb_watch(void *ud, int fd, unsigned events) {
+  harness *h = ud;
+  for (int i = 0; i < h->n_fds; i++) {
+    if (h->fds[i] != fd) continue;
+    if (events == 0) {
+      h->fds[i] = h->fds[h->n_fds - 1];
+      h->fd_ev[i] = h->fd_ev[h->n_fds - 1];
+      h->n_fds--;
+    } else {
+      h->fd_ev[i] = events;
+    }
+    return;
+  }
+  if (events && h->n_fds < MAX_FDS) {
+    h->fds[h->n_fds] = fd;
+    h->fd_ev[h->n_fds++] = events;
+  }
+}
+
+static void cb_timer(void *ud, int64_t delay) {
+  harness *h = ud;
+  h->timer_at = delay < 0 ? -1 : mono_ms() + delay;
+}
+
+static void cb_event(void *ud, const mtc_event *ev) {
+  harness *h = ud;
+  if (h->n_evs >= MAX_EVS) return;
+  evrec *e = &h->evs[h->n_evs++];
+  memset(e, 0, sizeof *e);
+  e->type = ev->type;
+  e->dc_id = ev->dc_id;
+  e->state = ev->state;
+  e->reason = ev->reason;
+  if (ev->type == MTC_EVENT_DISCOVERY && ev->data && ev->len < sizeof e->data)
+    memcpy(e->data, ev->data, ev->len);
+}
+
+static void cb_log(void *ud, mtc_log_level level, const char *line) {
+  harness *h = ud;
+  size_t n = strlen(line);
+  if (h->log_len + n + 2 > h->log_cap) {
+    size_t cap = (h->log_cap ? h->log_cap * 2 : 65536) + n + 2;
+    char *p = realloc(h->log, cap);
+    if (!p) return;
+    h->log = p;
+    h->log_cap = cap;
+  }
+  memcpy(h->log + h->log_len, line, n);
+  h->log_len += n;
+  h->log[h->log_len++] = '\n';
+  h->log[h->log_len] = 0;
+  if (g_verbose)
+    fprintf(stderr, "    [%s %lld %d] %s\n", h->tag, (long long)(mono_ms() % 100000), level, line);
+}
+
+static void res_cb(void *ud, const mtc_result *r) {
+  res *x = ud;
+  if (x->calls++ > 0) return;
+  x->kind = r->kind;
+  x->dc_id = r->dc_id;
+  x->error = r->error;
+  if (r->len) {
+    x->data = malloc(r->len);
+    if (x->data) memcpy(x->data, r->data, r->len);
+    x->len = r->len;
+  }
+}
+
+static void h_step(harness *h, int max_ms) {
+  if (h->mode == MODE_RUN) {
+    (void)mtc_context_run(h->ctx, max_ms);
+    return;
+  }
+  struct pollfd p[MAX_FDS];
+  int n = h->n_fds;
+  for (int i = 0; i < n; i++) {
+    p[i].fd = h->fds[i];
+    p[i].events = (short)(((h->fd_ev[i] & MTC_IO_READ) ? POLLIN : 0) |
+                          ((h->fd_ev[i] & MTC_IO_WRITE) ? POLLOUT : 0));
+    p[i].revents = 0;
+  }
+  int64_t to = max_ms;
+  if (h->timer_at >= 0) {
+    int64_t d = h->timer_at - mono_ms();
+    if (d < 0) d = 0;
+    if (d < to) to = d;
+  }
+  int r = poll(p, (nfds_t)n, (int)to);
+  for (int i = 0; r > 0 && i < n; i++) {
+    if (!p[i].revents) continue;
+    unsigned e = 0;
+    if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) e |= MTC_IO_READ;
+    if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)) e |= MTC_IO_WRITE;
+    (void)mtc_context_on_io(h->ctx, p[i].fd, e);
+  }
+  if (h->timer_at >= 0 && mono_ms() >= h->timer_at) {
+    h->timer_at = -1;
+    (void)mtc_context_on_timeout(h->ctx);
+  }
+}
+
+/* Spin until *calls > 0 or timeout; 1 if it came. */
+static int h_wait(harness *h, const int *calls, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  while (!(calls && *calls > 0)) {
+    if (mono_ms() >= end) return 0;
+    h_step(h, 20);
+  }
+  return 1;
+}
+
+static void h_idle(harness *h, int ms) { (void)h_wait(h, NULL, ms); }
+
+static int h_call(harness *h, const mtc_invoke_options *o, const body *b, res *r, int timeout_ms) {
+  if (mtc_invoke(h->ctx, o, b->b, b->n, res_cb, r, NULL) != 0) return -1;
+  return h_wait(h, &r->calls, timeout_ms) ? 0 : -1;
+}
+
+static int h_start(harness *h, int mode, const mtc_settings *s, const char *tag) {
+  memset(h, 0, sizeof *h);
+  h->mode = mode;
+  h->timer_at = -1;
+  snprintf(h->tag, sizeof h->tag, "%s", tag);
+  mtc_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  if (mode == MODE_HOST) {
+    cb.watch_fd = cb_watch;
+    cb.set_timer = cb_timer;
+  }
+  cb.on_event = cb_event;
+  cb.on_log = cb_log;
+  cb.random = test_rnd;
+  return mtc_context_new(&h->ctx, s, &cb, h);
+}
+
+static void h_stop(harness *h) {
+  mtc_context_free(h->ctx);
+  h->ctx = NULL;
+}
+
+static void h_free(harness *h) {
+  h_stop(h);
+  free(h->log);
+  h->log = NULL;
+}
+
+static size_t count_events(const harness *h, int type, int reason) {
+  size_t n = 0;
+  for (size_t i = 0; i < h->n_evs; i++)
+    if (h->evs[i].type == type && (reason == 1 || h->evs[i].reason == reason)) n++;
+  return n;
+}
+
+static const evrec *last_event(const harness *h, int type) {
+  for (size_t i = h->n_evs; i-- > 0;)
+    if (h->evs[i].type == type) return &h->evs[i];
+  return NULL;
+}
+
+static int get_counters(harness *h, mtc_counters *c, char **json) {
+  memset(c, 0, sizeof *c);
+  c->version = MTC_COUNTERS_VERSION;
+  if (mtc_context_counters(h->ctx, c) != 0) return -1;
+  if (json && mtc_context_counters_json(h->ctx, json) != 0) return -1;
+  return 0;
+}
+
+static const mtc_dc_counters *dc_ctr(const mtc_counters *c, int dc) {
+  static const mtc_dc_counters zero;
+  for (size_t i = 0; i < c->n_dcs; i++)
+    if (c->dcs[i].dc_id == dc) return &c->dcs[i];
+  return &zero;
+}
+
+/* ---- environment: the cluster, the two DoH mocks, the state directory --------------------------- */
+
+typedef struct denv {
+  mock_dc_cluster *cl;
+  mtc_dc_address seeds[5];
+  char pems[5][2048];
+  const char *pem_ptrs[5];
+  char sconf_pem[2048]; /* the public key of the config's signing key */
+  char dir[64], state_path[128];
+  mock_loop *loop;
+  mock_doh *g, *c;
+  char gurl[64], curl[80];
+  const char *gl[1], *cl_list[1];
+} denv;
+
+/* Rules: DC d -> 127.0.0.1:port[d-1] (ipPort), one rule per DC. */
+static void make_rules(const uint16_t port[5], mock_sconf_ip ips[5], mock_sconf_rule rules[5]) {
+  for (int i = 0; i < 5; i++) {
+    memset(&ips[i], 0, sizeof ips[i]);
+    ips[i].ip[0] = 127;
+    ips[i].ip[3] = 1;
+    ips[i].port = port[i];
+    rules[i].phone_prefix_rules = "";
+    rules[i].dc_id = i + 1;
+    rules[i].ips = &ips[i];
+    rules[i].n_ips = 1;
+  }
+}
+
+static int denv_start(denv *e, int refuse, int32_t dc_clock, int64_t doh_clock) {
+  memset(e, 0, sizeof *e);
+  mock_dc_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.n_dcs = 5;
+  cfg.alt_ports = 1;
+  cfg.rnd = test_rnd;
+  for (int i = 0; i < 5; i++) {
+    cfg.faults[i].refuse_seed = refuse;
+    cfg.faults[i].clock_offset = dc_clock;
+  }
+  REQ(mock_dc_cluster_new(&e->cl, &cfg) == 0);
+  REQ(mock_dc_cluster_start(e->cl) == 0);
+  uint16_t alt[5];
+  for (int dc = 1; dc <= 5; dc++) {
+    mtc_dc_address *a = &e->seeds[dc - 1];
+    memset(a, 0, sizeof *a);
+    a->dc_id = dc;
+    a->ip = "127.0.0.1";
+    a->port = mock_dc_port(e->cl, dc);
+    alt[dc - 1] = mock_dc_alt_port(e->cl, dc);
+    REQ(alt[dc - 1] != 0);
+    size_t pl = 0;
+    REQ(mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) == 0);
+    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
+  }
+  size_t pl = 0;
+  REQ(mock_dc_public_pem(e->cl, SCONF_KEY + 1, e->sconf_pem, sizeof e->sconf_pem, &pl) == 0);
+  snprintf(e->dir, sizeof e->dir, "/tmp/mtc_cdisc_XXXXXX");
+  REQ(mkdtemp(e->dir) != NULL);
+  snprintf(e->state_path, sizeof e->state_path, "%s/state.json", e->dir);
+  /* the DoH side */
+  REQ(mock_loop_new(&e->loop) == 0);
+  mock_sconf_ip ips[5];
+  mock_sconf_rule rules[5];
+  make_rules(alt, ips, rules);
+  mock_doh_config dc;
+  memset(&dc, 0, sizeof dc);
+  dc.key_pem = mock_test_key_pem(SCONF_KEY);
+  dc.key_pem_len = strlen(dc.key_pem);
+  dc.rules = rules;
+  dc.n_rules = 5;
+  dc.clock_offset = doh_clock;
+  REQ(mock_doh_new(e->loop, &dc, &e->g) == 0);
+  REQ(mock_doh_new(e->loop, &dc, &e->c) == 0);
+  snprintf(e->gurl, sizeof e->gurl, "http://127.0.0.1:%u", (unsigned)mock_doh_port(e->g));
+  /* given with the API path, as a user might copy it */
+  snprintf(e->curl, sizeof e->curl, "http://127.0.0.1:%u/dns-query", (unsigned)mock_doh_port(e->c));
+  e->gl[0] = e->gurl;
+  e->cl_list[0] = e->curl;
+  REQ(mock_loop_start_thread(e->loop) == 0);
+  return 0;
+}
+
+static void denv_stop(denv *e) {
+  if (e->loop) mock_loop_stop_thread(e->loop);
+  mock_doh_free(e->g);
+  mock_doh_free(e->c);
+  mock_loop_free(e->loop);
+  mock_dc_cluster_free(e->cl);
+  if (e->dir[0]) {
+    unlink(e->state_path);
+    rmdir(e->dir);
+  }
+  memset(e, 0, sizeof *e);
+}
+
+static void denv_settings(denv *e, mtc_settings *s) {
+  mtc_settings_default(s);
+  s->api_id = 12345;
+  s->api_hash = "0123456789abcdef";
+  s->device_model = "mtconn test";
+  s->system_version = "Linux";
+  s->app_version = "0.1";
+  s->system_lang_code = "en";
+  s->lang_code = "en";
+  s->seeds = e->seeds;
+  s->n_seeds = 5;
+  s->rsa_keys_pem = e->pem_ptrs;
+  s->n_rsa_keys = 5;
+  s->no_builtin_rsa_keys = 1;
+  s->state_path = e->state_path;
+  s->log_level = MTC_LOG_DEBUG;
+  s->doh_google = e->gl;
+  s->n_doh_google = 1;
+  s->doh_cloudflare = e->cl_list;
+  s->n_doh_cloudflare = 1;
+  s->simple_config_key_pem = e->sconf_pem;
+  s->no_plain_dns = 1; /* nothing in the tests may ask the system's resolvers */
+}
+
+static void doh_switches(denv *e, mock_doh *d, const mock_doh_switches *sw) {
+  mock_loop_lock(e->loop);
+  mock_doh_set_switches(d, sw);
+  mock_loop_unlock(e->loop);
+}
+
+static void doh_stats(denv *e, mock_doh *d, mock_doh_stats *st) {
+  mock_loop_lock(e->loop);
+  mock_doh_stats_get(d, st);
+  mock_loop_unlock(e->loop);
+}
+
+static uint64_t mock_method(denv *e, int dc, const char *name) {
+  mock_dc_counters c;
+  if (mock_dc_get_counters(e->cl, dc, &c) != 0) return 0;
+  return mock_dc_counter_name(c.methods, c.n_methods, name);
+}
+
+static uint64_t mock_perm_keys(denv *e) {
+  uint64_t n = 0;
+  for (int dc = 1; dc <= 5; dc++) {
+    mock_dc_counters c;
+    if (mock_dc_get_counters(e->cl, dc, &c) == 0) n += c.handshakes_perm;
+  }
+  return n;
+}
+
+/* Index of port in the saved address set of dc (-1: absent, -2: no such DC / no state). */
+static int state_addr_index(const char *path, int dc, uint16_t port) {
+  static mtci_state st;
+  if (mtci_store_load(path, &st, NULL, 0) != 0) return -2;
+  int r = -2;
+  mtci_state_dc *d = mtci_state_find_dc(&st, dc);
+  if (d) {
+    r = -1;
+    for (int i = 0; i < d->n_addrs && r < 0; i++)
+      if (d->addrs[i].port == port) r = i;
+  }
+  mtci_state_clear(&st);
+  return r;
+}
+
+static int state_discovered(const char *path, char *source, size_t cap, int64_t *expires) {
+  static mtci_state st;
+  if (mtci_store_load(path, &st, NULL, 0) != 0) return -1;
+  int present = st.discovered.present;
+  snprintf(source, cap, "%s", st.discovered.source);
+  *expires = st.discovered.expires_at;
+  mtci_state_clear(&st);
+  return present;
+}
+
+/* ---- the demo's login flow --------------------------------------------------------------------- */
+
+static int parse_hash(const res *r, char *out, size_t cap) {
+  mtc_tl_object *o = NULL;
+  if (mtc_tl_parse(r->data, r->len, &o) != 0 || !o || o->id != MTC_TL_ID_auth_sentCode) {
+    mtc_tl_object_free(o);
+    return -1;
+  }
+  const mtc_tl_auth_sentCode *sc = (const mtc_tl_auth_sentCode *)o;
+  int ok = sc->phone_code_hash.len < cap;
+  if (ok) {
+    memcpy(out, sc->phone_code_hash.data, sc->phone_code_hash.len);
+    out[sc->phone_code_hash.len] = 0;
+  }
+  mtc_tl_object_free(o);
+  return ok ? 0 : -1;
+}
+
+static int login(harness *h) {
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_send_code();
+  REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  char hash[64];
+  REQ(parse_hash(&r, hash, sizeof hash) == 0);
+  res_clear(&r);
+  q = q_sign_in(hash);
+  REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_auth_authorization);
+  res_clear(&r);
+  return 0;
+}
+
+static int check_part(const res *r, int64_t offset, size_t len) {
+  mtc_tl_object *o = NULL;
+  REQ(r->kind == MTC_RESULT_OK);
+  REQ(mtc_tl_parse(r->data, r->len, &o) == 0 && o && o->id == MTC_TL_ID_upload_file);
+  const mtc_tl_upload_file *f = (const mtc_tl_upload_file *)o;
+  int ok = f->bytes.len == len;
+  uint8_t *want = malloc(len);
+  if (ok && want) {
+    mock_dc_file_content(FILE_ID, (uint64_t)offset, want, len);
+    ok = memcmp(want, f->bytes.data, len) == 0;
+  }
+  free(want);
+  mtc_tl_object_free(o);
+  REQ(ok);
+  return 0;
+}
+
+/* The 1 MiB document: the first part for the main DC (FILE_MIGRATE_1 and the
+ * authorization transfer), the rest to DC 1 directly. */
+static int download(harness *h, int first_main) {
+  const int32_t part = 256 * 1024;
+  res r[4];
+  memset(r, 0, sizeof r);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = first_main ? MTC_TARGET_MAIN : MTC_TARGET_DC;
+  o.dc_id = first_main ? 0 : 1;
+  body q = q_get_file(0, part);
+  REQ(h_call(h, &o, &q, &r[0], WAIT_MS) == 0);
+  REQ(r[0].dc_id == 1);
+  REQ(check_part(&r[0], 0, (size_t)part) == 0);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 1;
+  for (int i = 1; i < 4; i++) {
+    body qi = q_get_file((int64_t)i * part, part);
+    REQ(mtc_invoke(h->ctx, &o, qi.b, qi.n, res_cb, &r[i], NULL) == 0);
+  }
+  for (int i = 1; i < 4; i++) {
+    REQ(h_wait(h, &r[i].calls, WAIT_MS));
+    REQ(check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
+  }
+  for (int i = 0; i < 4; i++) res_clear(&r[i]);
+  return 0;
+}
+
+/* ---- blocked seeds: the demo scenario ------------------------------------------------------------ */
+
+static int blocked_seeds(int mode) {
+  denv e;
+  REQ(denv_start(&e, 1, 0, 0) == 0);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  harness h;
+  int64_t t0 = mono_ms();
+  REQ(h_start(&h, mode, &s, mode == MODE_RUN ? "run" : "host") == 0);
+  REQ(login(&h) == 0);
+  int64_t t_login = mono_ms();
+  REQ(mtc_context_main_dc(h.ctx) == 5);
+  REQ(download(&h, 1) == 0);
+  int64_t t_done = mono_ms();
+  mtc_counters c;
+  char *json = NULL;
+  REQ(get_counters(&h, &c, &json) == 0);
+  mock_doh_stats gs, cs;
+  doh_stats(&e, e.g, &gs);
+  doh_stats(&e, e.c, &cs);
+  uint64_t dead = 0;
+  for (int dc = 1; dc <= 5; dc++) dead += dc_ctr(&c, dc)->connects_failed;
+  fprintf(stderr,
+          "    [%s] blocked seeds: login %lld ms, + 1 MiB %lld ms; %llu HTTP requests (mock: google %llu, "
+          "cloudflare %llu), %llu DNS queries; connects %llu (%llu to dead seeds: dc2 %llu, dc5 %llu, "
+          "dc1 %llu); perm keys %llu (mock %llu)\n",
+          h.tag, (long long)(t_login - t0), (long long)(t_done - t_login),
+          (unsigned long long)c.http_requests, (unsigned long long)gs.google,
+          (unsigned long long)cs.cloudflare, (unsigned long long)c.dns_queries,
+          (unsigned long long)c.connects_started, (unsigned long long)dead,
+          (unsigned long long)dc_ctr(&c, 2)->connects_failed,
+          (unsigned long long)dc_ctr(&c, 5)->connects_failed,
+          (unsigned long long)dc_ctr(&c, 1)->connects_failed, (unsigned long long)c.handshakes_perm,
+          (unsigned long long)mock_perm_keys(&e));
+  if (g_verbose && json) fprintf(stderr, "    counters: %s\n", json);
+  /* the budget */
+  REQ(c.http_requests >= 1 && c.http_requests <= 2);
+  REQ(gs.google + cs.cloudflare == c.http_requests);
+  REQ(c.dns_queries == 0);
+  REQ(c.handshakes_perm == 3 && mock_perm_keys(&e) == 3);
+  REQ(c.discovery_runs == 1 && c.discovery_failures == 0 && c.discovery_last_error == 0);
+  /* dead seeds: DC 2 twice (the trigger), then the discovered endpoints go
+   * first for every DC: no dead connect on DC 5 or DC 1 */
+  REQ(dc_ctr(&c, 2)->connects_failed == 2);
+  REQ(dc_ctr(&c, 5)->connects_failed == 0 && dc_ctr(&c, 1)->connects_failed == 0);
+  REQ(dead == 2);
+  REQ(dc_ctr(&c, 2)->n_reconnect_reasons >= 1 &&
+      dc_ctr(&c, 2)->reconnect_reasons[0].reason == MTC_ERR_IO_REFUSED);
+  REQ(c.connects_succeeded == 3);
+  /* by reason: DC 2's first connect (main) and retry (reconnect) hit the dead
+   * seed; the one through the discovered endpoint counts as discovery */
+  REQ(dc_ctr(&c, 2)->connects_by_reason[MTC_REASON_MAIN] == 1 &&
+      dc_ctr(&c, 2)->connects_by_reason[MTC_REASON_RECONNECT] == 1 &&
+      dc_ctr(&c, 2)->connects_by_reason[MTC_REASON_DISCOVERY] == 1);
+  REQ(dc_ctr(&c, 5)->connects_by_reason[MTC_REASON_MIGRATE] == 1 &&
+      dc_ctr(&c, 1)->connects_by_reason[MTC_REASON_MIGRATE] == 1);
+  REQ(json && strstr(json, "\"discovery\":{\"runs\":1,"));
+  free(json);
+  /* the result: an event naming the source, help.getConfig over the new
+   * connection of DC 2 (its only session), then the usual flow */
+  const evrec *ev = last_event(&h, MTC_EVENT_DISCOVERY);
+  REQ(ev && ev->reason == 0 && ev->dc_id == 2 && strcmp(ev->data, "google") == 0);
+  REQ(count_events(&h, MTC_EVENT_DISCOVERY, 1) == 1);
+  REQ(mock_method(&e, 2, "help.getConfig") == 1);
+  REQ(mock_method(&e, 5, "auth.exportAuthorization") == 1);
+  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
+  REQ(h.log && strstr(h.log, "starting endpoint discovery") &&
+      strstr(h.log, "help.getConfig confirmed the endpoints from google"));
+  h_stop(&h);
+  /* persisted: the discovered record and the endpoints, first in line */
+  char src[32];
+  int64_t exp = 0;
+  REQ(state_discovered(e.state_path, src, sizeof src, &exp) == 1);
+  REQ(strcmp(src, "google") == 0 && exp > 0);
+  for (int dc = 1; dc <= 5; dc++) {
+    if (dc == 3 || dc == 4) continue; /* not used */
+    REQ(state_addr_index(e.state_path, dc, mock_dc_alt_port(e.cl, dc)) == 0);
+    REQ(state_addr_index(e.state_path, dc, mock_dc_port(e.cl, dc)) > 0); /* kept, behind */
+  }
+  free(h.log);
+
+  /* second run from the saved state: no HTTP request, no dead connect */
+  harness h2;
+  REQ(h_start(&h2, mode, &s, "rerun") == 0);
+  REQ(mtc_context_is_authorized(h2.ctx, 5) == 1);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_get_self();
+  int64_t t1 = mono_ms();
+  REQ(h_call(&h2, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  int64_t t2 = mono_ms();
+  res_clear(&r);
+  REQ(download(&h2, 0) == 0);
+  REQ(get_counters(&h2, &c, NULL) == 0);
+  doh_stats(&e, e.g, &gs);
+  doh_stats(&e, e.c, &cs);
+  fprintf(stderr,
+          "    [%s] second run with the state: first answer %lld ms, %llu HTTP requests, %llu connects "
+          "(%llu failed), %llu perm keys\n",
+          h.tag, (long long)(t2 - t1), (unsigned long long)c.http_requests,
+          (unsigned long long)c.connects_started, (unsigned long long)c.connects_failed,
+          (unsigned long long)c.handshakes_perm);
+  REQ(c.http_requests == 0 && c.discovery_runs == 0 && gs.google + cs.cloudflare == 1);
+  REQ(c.connects_failed == 0 && c.connects_started == 2 && c.handshakes_perm == 0);
+  REQ(count_events(&h2, MTC_EVENT_DISCOVERY, 1) == 0);
+  h_free(&h2);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(blocked_seeds_run) { CHECK(blocked_seeds(MODE_RUN) == 0); }
+TEST(blocked_seeds_host) { CHECK(blocked_seeds(MODE_HOST) == 0); }
+
+/* ---- healthy start: no request at all -------------------------------------------------------------- */
+
+static int healthy_start(void) {
+  denv e;
+  REQ(denv_start(&e, 0, 0, 0) == 0);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "healthy") == 0);
+  REQ(login(&h) == 0);
+  REQ(download(&h, 1) == 0);
+  h_idle(&h, 300);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  mock_doh_stats gs, cs;
+  doh_stats(&e, e.g, &gs);
+  doh_stats(&e, e.c, &cs);
+  fprintf(stderr, "    healthy start: %llu HTTP requests, %llu DNS queries, %llu connects, %llu perm keys\n",
+          (unsigned long long)c.http_requests, (unsigned long long)c.dns_queries,
+          (unsigned long long)c.connects_started, (unsigned long long)c.handshakes_perm);
+  REQ(c.http_requests == 0 && c.dns_queries == 0 && c.discovery_runs == 0);
+  REQ(gs.connections == 0 && cs.connections == 0);
+  REQ(c.connects_started == 3 && c.connects_failed == 0 && c.handshakes_perm == 3);
+  REQ(count_events(&h, MTC_EVENT_DISCOVERY, 1) == 0);
+  h_free(&h);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(healthy_start) { CHECK(healthy_start() == 0); }
+
+/* ---- Google tampered: Cloudflare's config wins, Google's changes nothing --------------------------------- */
+
+static int google_tampered(void) {
+  denv e;
+  REQ(denv_start(&e, 1, 0, 0) == 0);
+  /* Google's config (which must never be read) would send every DC to
+   * these ports */
+  uint16_t bogus[5] = {9, 9, 9, 9, 9};
+  mock_sconf_ip ips[5];
+  mock_sconf_rule rules[5];
+  make_rules(bogus, ips, rules);
+  mock_loop_lock(e.loop);
+  int rc = mock_doh_set_rules(e.g, 0, 0, rules, 5);
+  mock_loop_unlock(e.loop);
+  REQ(rc == 0);
+  mock_doh_switches sw;
+  memset(&sw, 0, sizeof sw);
+  sw.tampered = 1;
+  doh_switches(&e, e.g, &sw);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  s.reconnect_initial_ms = 200;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "tampered") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  res_clear(&r);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  mock_doh_stats gs, cs;
+  doh_stats(&e, e.g, &gs);
+  doh_stats(&e, e.c, &cs);
+  fprintf(stderr, "    google tampered: %llu HTTP requests (google %llu, cloudflare %llu), rejected: "
+                  "tampered %llu\n",
+          (unsigned long long)c.http_requests, (unsigned long long)gs.google,
+          (unsigned long long)cs.cloudflare,
+          (unsigned long long)c.discovery_rejected[MTC_DISCOVERY_TAMPERED]);
+  REQ(c.http_requests == 2 && gs.google == 1 && cs.cloudflare == 1);
+  REQ(c.discovery_rejected[MTC_DISCOVERY_TAMPERED] == 1);
+  for (int k = 1; k < MTC_DISCOVERY_REJECT_COUNT; k++) REQ(c.discovery_rejected[k] == 0);
+  REQ(c.discovery_runs == 1 && c.discovery_failures == 0);
+  const evrec *ev = last_event(&h, MTC_EVENT_DISCOVERY);
+  REQ(ev && ev->reason == 0 && strcmp(ev->data, "cloudflare") == 0);
+  REQ(h.log && strstr(h.log, "google#0 answer rejected: bad hash"));
+  REQ(mtc_context_save(h.ctx) == 0);
+  for (int dc = 1; dc <= 5; dc++) {
+    REQ(state_addr_index(e.state_path, dc, 9) == -1); /* nothing of Google's */
+    REQ(state_addr_index(e.state_path, dc, mock_dc_alt_port(e.cl, dc)) == 0);
+  }
+  char src[32];
+  int64_t exp;
+  REQ(state_discovered(e.state_path, src, sizeof src, &exp) == 1 && strcmp(src, "cloudflare") == 0);
+  h_free(&h);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(google_tampered) { CHECK(google_tampered() == 0); }
+
+/* ---- both expired: a clear failure, nothing changed, no storm ------------------------------------------- */
+
+static int both_expired(void) {
+  denv e;
+  REQ(denv_start(&e, 1, 0, 0) == 0);
+  mock_doh_switches sw;
+  memset(&sw, 0, sizeof sw);
+  sw.expired = 1;
+  doh_switches(&e, e.g, &sw);
+  doh_switches(&e, e.c, &sw);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  s.reconnect_initial_ms = 200;
+  s.max_connect_attempts = 3;
+  harness h;
+  REQ(h_start(&h, MODE_HOST, &s, "expired") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  int64_t t0 = mono_ms();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  int64_t t1 = mono_ms();
+  REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_UNREACHABLE);
+  res_clear(&r);
+  h_idle(&h, 1500); /* nothing more happens */
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  fprintf(stderr, "    both expired: request failed after %lld ms (%s); %llu HTTP requests, %llu connects, "
+                  "rejected expired %llu, last error %d\n",
+          (long long)(t1 - t0), mtc_strerror(MTC_ERR_UNREACHABLE), (unsigned long long)c.http_requests,
+          (unsigned long long)c.connects_started,
+          (unsigned long long)c.discovery_rejected[MTC_DISCOVERY_EXPIRED], c.discovery_last_error);
+  REQ(c.http_requests == 2 && c.discovery_rejected[MTC_DISCOVERY_EXPIRED] == 2);
+  REQ(c.discovery_runs == 1 && c.discovery_failures == 1);
+  REQ(c.discovery_last_error == MTC_ERR_SCONF_EXPIRED);
+  REQ(dc_ctr(&c, 2)->connects_started == 3); /* max_connect_attempts, one address each */
+  const evrec *ev = last_event(&h, MTC_EVENT_DISCOVERY);
+  REQ(ev && ev->reason == MTC_ERR_SCONF_EXPIRED && ev->dc_id == 2);
+  REQ(h.log && strstr(h.log, "answer rejected: expired") &&
+      strstr(h.log, "address sets unchanged"));
+  /* a new request: one more round, no new run (runs are spaced), the same clear error */
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_UNREACHABLE);
+  res_clear(&r);
+  h_idle(&h, 500);
+  REQ(get_counters(&h, &c, NULL) == 0);
+  REQ(c.http_requests == 2 && c.discovery_runs == 1);
+  REQ(dc_ctr(&c, 2)->connects_started == 4);
+  /* the address sets never saw the expired configs */
+  REQ(mtc_context_save(h.ctx) == 0);
+  for (int dc = 1; dc <= 5; dc++) REQ(state_addr_index(e.state_path, dc, mock_dc_alt_port(e.cl, dc)) < 0);
+  REQ(state_addr_index(e.state_path, 2, mock_dc_port(e.cl, 2)) == 0);
+  char src[32];
+  int64_t exp;
+  REQ(state_discovered(e.state_path, src, sizeof src, &exp) == 0);
+  h_free(&h);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(both_expired) { CHECK(both_expired() == 0); }
+
+/* ---- a seed that accepts TCP and stays silent: the time trigger ----------------------------------- */
+
+static int silent_seed(void) {
+  denv e;
+  REQ(denv_start(&e, 0, 0, 0) == 0);
+  /* a listener that never accepts: the kernel completes the TCP handshake */
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  REQ(lfd >= 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t sl = sizeof sa;
+  REQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 8) == 0);
+  REQ(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+  e.seeds[1].port = ntohs(sa.sin_port); /* DC 2 */
+  mtc_settings s;
+  denv_settings(&e, &s);
+  s.discovery_after_ms = 800;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "silent") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  int64_t t0 = mono_ms();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  int64_t t1 = mono_ms();
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  res_clear(&r);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  fprintf(stderr, "    silent seed: answered after %lld ms (discovery after 800 ms); %llu HTTP requests, "
+                  "%llu connects\n",
+          (long long)(t1 - t0), (unsigned long long)c.http_requests,
+          (unsigned long long)c.connects_started);
+  REQ(t1 - t0 >= 800 && t1 - t0 < 5000); /* well before the 20 s handshake timeout */
+  REQ(c.http_requests == 1 && c.discovery_runs == 1);
+  REQ(dc_ctr(&c, 2)->connects_started == 2 && c.handshakes_perm == 1);
+  REQ(h.log && strstr(h.log, "dropping the silent connection"));
+  h_free(&h);
+  close(lfd);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(silent_seed) { CHECK(silent_seed() == 0); }
+
+/* ---- ipPortSecret (ee) through the mock MTProxy, clocks 2 h ahead of ours ---------------------------- */
+
+static int secret_clock(void) {
+  const int64_t ahead = 7200;
+  denv e;
+  REQ(denv_start(&e, 1, (int32_t)ahead, ahead) == 0);
+  mock_proxy_dc pdcs[5];
+  for (int i = 0; i < 5; i++) {
+    pdcs[i].dc = i + 1;
+    pdcs[i].port = mock_dc_alt_port(e.cl, i + 1);
+  }
+  mock_proxy_config pc;
+  memset(&pc, 0, sizeof pc);
+  for (int i = 0; i < 16; i++) pc.secret[i] = (uint8_t)(0x30 + i);
+  pc.tls_domain = "example.com";
+  pc.dcs = pdcs;
+  pc.n_dcs = 5;
+  pc.rnd = test_rnd;
+  pc.clock_offset = ahead;
+  mock_proxy *px = NULL;
+  mock_loop_lock(e.loop);
+  int rc = mock_proxy_new(e.loop, &pc, &px);
+  mock_loop_unlock(e.loop);
+  REQ(rc == 0);
+  /* DC 2 only through the proxy: ee + secret + "example.com" */
+  uint8_t secret[1 + 16 + 11];
+  secret[0] = 0xee;
+  memcpy(secret + 1, pc.secret, 16);
+  memcpy(secret + 17, "example.com", 11);
+  uint16_t alt[5];
+  for (int i = 0; i < 5; i++) alt[i] = mock_dc_alt_port(e.cl, i + 1);
+  mock_sconf_ip ips[5];
+  mock_sconf_rule rules[5];
+  make_rules(alt, ips, rules);
+  ips[1].port = mock_proxy_port(px);
+  ips[1].secret = secret;
+  ips[1].secret_len = sizeof secret;
+  mock_loop_lock(e.loop);
+  rc = mock_doh_set_rules(e.g, 0, 0, rules, 5);
+  mock_loop_unlock(e.loop);
+  REQ(rc == 0);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  s.reconnect_initial_ms = 200;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "clock") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  res_clear(&r);
+  mock_proxy_stats ps;
+  mock_loop_lock(e.loop);
+  mock_proxy_stats_get(px, &ps);
+  mock_loop_unlock(e.loop);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  fprintf(stderr, "    ee endpoint, clocks +2 h: proxy hellos ok %llu, time rejects %llu; %llu HTTP "
+                  "requests\n",
+          (unsigned long long)ps.tls_hellos_ok,
+          (unsigned long long)ps.rejects[MOCK_PROXY_REJ_TLS_TIME], (unsigned long long)c.http_requests);
+  REQ(ps.tls_hellos_ok == 1 && ps.handshakes_ok == 1 && ps.rejects[MOCK_PROXY_REJ_TLS_TIME] == 0);
+  REQ(c.http_requests == 1);
+  REQ(h.log && strstr(h.log, "local clock is +7200 s off") != NULL);
+  /* the secret is kept with the endpoint in the state (not in any log line) */
+  REQ(mtc_context_save(h.ctx) == 0);
+  REQ(state_addr_index(e.state_path, 2, mock_proxy_port(px)) == 0);
+  REQ(!strstr(h.log, "303132333435363738393a3b3c3d3e3f"));
+  h_free(&h);
+  mock_loop_lock(e.loop);
+  mock_proxy_free(px);
+  mock_loop_unlock(e.loop);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(secret_clock) { CHECK(secret_clock() == 0); }
+
+/* ---- malformed and oversized answers (a raw HTTP responder as "Google") ----------------------------------- */
+
+typedef struct rawdoh {
+  int lfd;
+  uint16_t port;
+  pthread_t th;
+  int stop, served;
+  const char *resp;
+  size_t resp_len;
+} rawdoh;
+
+static void *rawdoh_main(void *arg) {
+  rawdoh *r = arg;
+  while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+    struct pollfd p = {r->lfd, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    int c = accept(r->lfd, NULL, NULL);
+    if (c < 0) continue;
+    char req[8192];
+    size_t n = 0;
+    for (int guard = 0; guard < 100 && n < sizeof req - 1; guard++) {
+      struct pollfd q = {c, POLLIN, 0};
+      if (poll(&q, 1, 50) <= 0) continue;
+      ssize_t k = recv(c, req + n, sizeof req - 1 - n, 0);
+      if (k <= 0) break;
+      n += (size_t)k;
+      req[n] = 0;
+      if (strstr(req, "\r\n\r\n")) break;
+    }
+    for (size_t off = 0; off < r->resp_len;) {
+      ssize_t w = send(c, r->resp + off, r->resp_len - off, MSG_NOSIGNAL);
+      if (w <= 0) break; /* the client may hang up on an oversized answer */
+      off += (size_t)w;
+    }
+    close(c);
+    __atomic_add_fetch(&r->served, 1, __ATOMIC_ACQ_REL);
+  }
+  return NULL;
+}
+
+static int rawdoh_start(rawdoh *r, const char *resp, size_t len) {
+  memset(r, 0, sizeof *r);
+  r->resp = resp;
+  r->resp_len = len;
+  r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  REQ(r->lfd >= 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t sl = sizeof sa;
+  REQ(bind(r->lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(r->lfd, 8) == 0);
+  REQ(getsockname(r->lfd, (struct sockaddr *)&sa, &sl) == 0);
+  r->port = ntohs(sa.sin_port);
+  REQ(pthread_create(&r->th, NULL, rawdoh_main, r) == 0);
+  return 0;
+}
+
+static void rawdoh_stop(rawdoh *r) {
+  __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+  pthread_join(r->th, NULL);
+  close(r->lfd);
+}
+
+static int bad_answer(int oversized) {
+  static char resp[80000];
+  size_t len;
+  if (oversized) { /* over the 64 KiB cap, announced up front */
+    const size_t body_len = 70000;
+    int h = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     body_len);
+    memset(resp + h, ' ', body_len);
+    len = (size_t)h + body_len;
+  } else { /* well-formed JSON whose TXT record is no simple config */
+    const char *json = "{\"Status\":0,\"Answer\":[{\"name\":\"apv3.stel.com.\",\"type\":16,"
+                       "\"TTL\":300,\"data\":\"not a config\"}]}";
+    len = (size_t)snprintf(resp, sizeof resp,
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                           "Connection: close\r\n\r\n%s",
+                           strlen(json), json);
+  }
+  rawdoh raw;
+  REQ(rawdoh_start(&raw, resp, len) == 0);
+  denv e;
+  REQ(denv_start(&e, 1, 0, 0) == 0);
+  snprintf(e.gurl, sizeof e.gurl, "http://127.0.0.1:%u", (unsigned)raw.port);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  s.reconnect_initial_ms = 200;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, oversized ? "oversized" : "malformed") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
+  res_clear(&r);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  int which = oversized ? MTC_DISCOVERY_OVERSIZED : MTC_DISCOVERY_MALFORMED;
+  int served = __atomic_load_n(&raw.served, __ATOMIC_ACQUIRE);
+  fprintf(stderr, "    google %s: %llu HTTP requests (raw server %d), rejected %llu, cloudflare used\n",
+          oversized ? "oversized" : "malformed", (unsigned long long)c.http_requests, served,
+          (unsigned long long)c.discovery_rejected[which]);
+  REQ(c.http_requests == 2 && served == 1);
+  for (int k = 0; k < MTC_DISCOVERY_REJECT_COUNT; k++) REQ(c.discovery_rejected[k] == (k == which));
+  const evrec *ev = last_event(&h, MTC_EVENT_DISCOVERY);
+  REQ(ev && ev->reason == 0 && strcmp(ev->data, "cloudflare") == 0);
+  REQ(h.log && strstr(h.log, oversized ? "google#0 answer rejected: oversized"
+                                       : "google#0 answer rejected: malformed"));
+  REQ(mtc_context_save(h.ctx) == 0);
+  REQ(state_addr_index(e.state_path, 2, mock_dc_alt_port(e.cl, 2)) == 0);
+  h_free(&h);
+  denv_stop(&e);
+  rawdoh_stop(&raw);
+  return 0;
+}
+
+TEST(google_malformed) { CHECK(bad_answer(0) == 0); }
+TEST(google_oversized) { CHECK(bad_answer(1) == 0); }
+
+/* ---- settings -------------------------------------------------------------------------------------------- */
+
+static int settings_checks(void) {
+  denv e;
+  REQ(denv_start(&e, 1, 0, 0) == 0);
+  mtc_settings s, b;
+  denv_settings(&e, &s);
+  s.state_path = NULL;
+  mtc_context *ctx = NULL;
+  const char *bad_url[1] = {"ftp://127.0.0.1/"};
+  b = s;
+  b.doh_google = bad_url;
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  const char *query_url[1] = {"https://dns.google/resolve?x=1"};
+  b = s;
+  b.doh_cloudflare = query_url;
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  const char *many[8] = {e.gurl, e.gurl, e.gurl, e.gurl, e.gurl, e.gurl, e.gurl, e.gurl};
+  b = s;
+  b.doh_google = many;
+  b.n_doh_google = 8;
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  b = s;
+  b.doh_google = NULL;
+  b.n_doh_google = 1;
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  b = s;
+  b.simple_config_key_pem = "-----BEGIN RSA PUBLIC KEY-----\nAAAA\n-----END RSA PUBLIC KEY-----\n";
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  b = s;
+  b.discovery_after_ms = -1;
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  REQ(ctx == NULL);
+  /* no_discovery, and custom seeds without any source: the seeds' failure
+   * is the answer (MTC_ERR_CONNECT), no request anywhere */
+  for (int variant = 0; variant < 2; variant++) {
+    b = s;
+    b.max_connect_attempts = 2;
+    b.reconnect_initial_ms = 100;
+    if (variant == 0) {
+      b.no_discovery = 1;
+    } else {
+      b.doh_google = NULL;
+      b.n_doh_google = 0;
+      b.doh_cloudflare = NULL;
+      b.n_doh_cloudflare = 0;
+      b.no_plain_dns = 0; /* no dns_servers with custom seeds: no plain DNS either */
+    }
+    harness h;
+    REQ(h_start(&h, MODE_RUN, &b, "off") == 0);
+    res r;
+    memset(&r, 0, sizeof r);
+    body q = q_nearest();
+    REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
+    REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_CONNECT);
+    res_clear(&r);
+    mtc_counters c;
+    REQ(get_counters(&h, &c, NULL) == 0);
+    REQ(c.http_requests == 0 && c.dns_queries == 0 && c.discovery_runs == 0);
+    h_free(&h);
+  }
+  mock_doh_stats gs, cs;
+  doh_stats(&e, e.g, &gs);
+  doh_stats(&e, e.c, &cs);
+  REQ(gs.connections == 0 && cs.connections == 0);
+  /* defaults documented in the header */
+  mtc_settings d;
+  mtc_settings_default(&d);
+  REQ(d.no_discovery == 0 && d.doh_google == NULL && d.doh_cloudflare == NULL &&
+      d.simple_config_key_pem == NULL && d.discovery_after_failures == 0 && d.discovery_after_ms == 0);
+  REQ(strcmp(mtc_strerror(MTC_ERR_UNREACHABLE), "invalid argument") != 0);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(settings) { CHECK(settings_checks() == 0); }
+
+static void cleanup(void) {
+  mtci_drbg_free(g_drbg);
+  g_drbg = NULL;
+  mtci_discovery_global_cleanup();
+}
+
+int main(int argc, char **argv) {
+  g_verbose = getenv("MTC_TEST_VERBOSE") != NULL;
+  atexit(cleanup);
+  static const struct test_case cases[] = {
+      CASE(settings),        CASE(healthy_start), CASE(blocked_seeds_run), CASE(blocked_seeds_host),
+      CASE(google_tampered), CASE(google_malformed), CASE(google_oversized), CASE(both_expired),
+      CASE(silent_seed),     CASE(secret_clock),
+  };
+  int passed = 0, failed = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (argc > 1 && !strstr(cases[i].name, argv[1])) continue;
+    int f = 0;
+    int64_t t0 = mono_ms();
+    cases[i].fn(&f);
+    fprintf(stderr, "%s %s (%lld ms)\n", f ? "FAIL" : "ok  ", cases[i].name, (long long)(mono_ms() - t0));
+    if (f) failed++;
+    else passed++;
+  }
+  printf("context_discovery: %d passed, %d failed\n", passed, failed);
+  return failed ? 1 : (passed ? 0 : 1);
+}
