@@ -45,8 +45,25 @@ static size_t slot_dials(const mtci_slot *s) {
 
 static const char *slot_kind(const mtci_slot *s) { return s->media ? "media" : "main"; }
 
+int mtci_ctx_cands_alloc(mtci_slot *s) {
+  if (!s->cands) {
+    s->cands = calloc(MTCI_DC_MAX_ADDRS, sizeof *s->cands);
+    if (!s->cands) return MTC_ERR_NOMEM;
+  }
+  return 0;
+}
+
+void mtci_ctx_cands_drop(mtci_slot *s) {
+  free(s->cands);
+  s->cands = NULL;
+  s->n_cands = s->next_cand = 0;
+}
+
 static void slot_reset(mtci_slot *s) {
   int dci = s->dci, media = s->media, index = s->index;
+  mtci_ctx_cands_drop(s);
+  if (s->has_sess) mtci_session_free(s->sess);
+  free(s->sess);
   memset(s, 0, sizeof *s);
   s->dci = dci;
   s->media = media;
@@ -178,7 +195,7 @@ static void internal_done(mtc_context *ctx, mtci_req *r, int kind, int dc_id, co
 static void req_finish(mtc_context *ctx, mtci_req *r, mtc_result_kind kind, int dc_id,
                        const uint8_t *data, size_t len, int32_t code, const char *msg, int err) {
   if (r->state == MTCI_RS_SENT && r->slot && r->slot->has_sess)
-    (void)mtci_session_cancel(&r->slot->sess, r->id);
+    (void)mtci_session_cancel(r->slot->sess, r->id);
   req_unlink(ctx, r);
   ctx->changed = 1;
   if (r->kind == MTCI_REQ_APP) {
@@ -207,7 +224,7 @@ static void req_fail(mtc_context *ctx, mtci_req *r, int err) {
 /* Back to PENDING (out of any session it was in). */
 static void req_requeue(mtc_context *ctx, mtci_req *r) {
   if (r->state == MTCI_RS_SENT && r->slot && r->slot->has_sess)
-    (void)mtci_session_cancel(&r->slot->sess, r->id);
+    (void)mtci_session_cancel(r->slot->sess, r->id);
   r->state = MTCI_RS_PENDING;
   r->slot = NULL;
   ctx->changed = 1;
@@ -331,10 +348,16 @@ static int ensure_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t m
                       ctx->set.proxy.secret.kind == MTCI_SECRET_EE);
   c.rnd = ctx->rnd;
   c.rnd_ud = ctx->rnd_ud;
-  int rc = mtci_session_init(&s->sess, &c, now);
+  /* the session is allocated only while the slot has one (idle slots hold none) */
+  if (!s->sess) s->sess = calloc(1, sizeof *s->sess);
+  int rc = s->sess ? mtci_session_init(s->sess, &c, now) : MTC_ERR_NOMEM;
   mtci_zeroize(&c, sizeof c);
-  if (rc) return rc;
-  mtci_session_on_disconnect(&s->sess);
+  if (rc) {
+    free(s->sess);
+    s->sess = NULL;
+    return rc;
+  }
+  mtci_session_on_disconnect(s->sess);
   s->has_sess = 1;
   s->sess_news = 0;
   if (s->sess_recreated) s->sess_recreated = 2; /* reported by the pump (no callback here) */
@@ -362,7 +385,9 @@ static void free_session(mtc_context *ctx, mtci_slot *s) {
   }
   if (s->conn) mtci_conn_detach(s->conn);
   if (dcx_of(ctx, s)->bind.slot == s) dcx_of(ctx, s)->bind.slot = NULL;
-  mtci_session_free(&s->sess);
+  mtci_session_free(s->sess);
+  free(s->sess);
+  s->sess = NULL;
   s->has_sess = 0;
   ctx->changed = 1;
 }
@@ -385,7 +410,7 @@ static void dial_next(mtc_context *ctx, mtci_slot *s, int64_t now);
 
 static void give_up(mtc_context *ctx, mtci_slot *s, int err) {
   s->gave_up = 1;
-  s->n_cands = s->next_cand = 0;
+  mtci_ctx_cands_drop(s);
   LOGW("dc %d (%s %d): giving up: %s", dc_id_of(ctx, s), slot_kind(s), s->index, mtc_strerror(err));
   report(ctx, s, MTC_CONN_FAILED, err);
   fail_slot_requests(ctx, s,
@@ -438,7 +463,7 @@ static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
       free_session(ctx, s);
       s->sess_recreated = 1;
     }
-    s->n_cands = s->next_cand = 0;
+    mtci_ctx_cands_drop(s);
     s->retry_at = now;
   }
   mtci_dc_drop_perm_key(dc);
@@ -524,7 +549,7 @@ static void drop_temp(mtc_context *ctx, size_t dci, mtci_slot *keep, int reason,
         s->conn = NULL;
         report(ctx, s, MTC_CONN_RECONNECTING, reason);
       }
-      s->n_cands = s->next_cand = 0;
+      mtci_ctx_cands_drop(s);
       s->retry_at = now;
     }
     if (s->has_sess) {
@@ -568,7 +593,7 @@ static int bind_build(void *ud, int64_t msg_id, mtci_tl_writer *out) {
   in.nonce = b->nonce;
   mtci_put_le64(in.temp_auth_key_id, dc->temp_key_id);
   mtci_put_le64(in.perm_auth_key_id, dc->perm_key_id);
-  in.temp_session_id = s->sess.session_id;
+  in.temp_session_id = s->sess->session_id;
   in.expires_at = (int32_t)dc->temp_expires_at;
   uint8_t enc[MTCI_BIND_MSG_LEN];
   int rc = mtci_bind_encrypt(dc->perm_key, &in, msg_id, ctx->rnd, ctx->rnd_ud, enc);
@@ -599,7 +624,7 @@ static void send_bind(mtc_context *ctx, mtci_slot *s) {
   x->bind.slot = s;
   x->bind.nonce = mtci_i64_of(mtci_le64(nb));
   if (!rc)
-    rc = mtci_session_invoke_built(&s->sess, bind_build, &x->bind, MTCI_CTX_BIND_BODY_LEN, 0,
+    rc = mtci_session_invoke_built(s->sess, bind_build, &x->bind, MTCI_CTX_BIND_BODY_LEN, 0,
                                    MTCI_CTX_BIND_TOKEN);
   if (rc) {
     x->bind.slot = NULL;
@@ -689,7 +714,7 @@ static void conn_lost(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
          (unsigned)port, mtc_strerror(err));
   if (err == MTC_ERR_SESSION_MSG_TIME && s->has_sess) {
     /* server msg_ids outside our window: the local clock moved */
-    mtci_session_resync_time(&s->sess);
+    mtci_session_resync_time(s->sess);
     ctx->time_synced = 0;
   }
   if (act == MTCI_TERR_DROP_KEY) {
@@ -766,6 +791,7 @@ static int stack_config_for(mtc_context *ctx, const mtci_slot *s, const mtci_dc_
 /* Candidates of this round into s->cands. */
 static size_t build_cands(mtc_context *ctx, mtci_slot *s) {
   s->n_cands = s->next_cand = 0;
+  if (mtci_ctx_cands_alloc(s) < 0) return 0;
   const mtci_proxy_link *p = &ctx->set.proxy;
   if (ctx->set.has_proxy && p->type == MTCI_PROXY_MTPROTO) {
     mtci_dc_addr *a = &s->cands[0];
@@ -795,7 +821,7 @@ static size_t build_cands(mtc_context *ctx, mtci_slot *s) {
 
 static void round_over(mtc_context *ctx, mtci_slot *s, int64_t now) {
   int err = s->round_err ? s->round_err : MTC_ERR_IO_CONNECT;
-  s->n_cands = s->next_cand = 0;
+  mtci_ctx_cands_drop(s);
   s->opened_once = 1;
   attempt_failed(ctx, s, err, now);
 }
@@ -810,13 +836,14 @@ static void dial_next(mtc_context *ctx, mtci_slot *s, int64_t now) {
         LOGW("dc %d: %d connects in the last minute: waiting %lld ms", dc->id,
              ctx->set.max_per_minute, (long long)(allowed - now));
         s->retry_at = allowed;
-        s->n_cands = s->next_cand = 0;
+        mtci_ctx_cands_drop(s);
       } else {
         s->next_dial_at = allowed;
       }
       return;
     }
-    mtci_dc_addr *a = &s->cands[s->next_cand++];
+    mtci_dc_addr cur = s->cands[s->next_cand++]; /* a copy: the array may go mid-dial */
+    mtci_dc_addr *a = &cur;
     const char *dial_ip = a->ip;
     uint16_t dial_port = a->port;
     if (ctx->set.has_proxy && ctx->set.proxy.type == MTCI_PROXY_SOCKS5) {
@@ -929,16 +956,16 @@ static void write_out(mtc_context *ctx, mtci_slot *s, int64_t now) {
 static void attach_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t min_msg_id) {
   mtci_conn *c = s->conn;
   int rc = ensure_session(ctx, s, now, min_msg_id);
-  if (!rc) rc = mtci_conn_attach(c, &s->sess, now);
+  if (!rc) rc = mtci_conn_attach(c, s->sess, now);
   if (rc) {
     (void)mtci_conn_fail(c, rc);
     conn_lost(ctx, s, rc, now);
     return;
   }
   int32_t probe, dead;
-  mtci_policy_liveness(s->sess.rtt_ms, &probe, &dead);
-  s->sess.probe_after_ms = probe;
-  s->sess.dead_after_ms = dead;
+  mtci_policy_liveness(s->sess->rtt_ms, &probe, &dead);
+  s->sess->probe_after_ms = probe;
+  s->sess->dead_after_ms = dead;
   send_bind(ctx, s); /* PFS, key not bound yet: the session's first request */
   s->ever_ready = 1;
   s->gave_up = 0;
@@ -1065,7 +1092,7 @@ static void dial_won(mtc_context *ctx, mtci_slot *s, int k, int64_t now) {
       s->dials[j] = NULL;
     }
   }
-  s->n_cands = s->next_cand = 0;
+  mtci_ctx_cands_drop(s);
   s->opened_once = 1;
   s->conn = c;
   ctx->changed = 1;
@@ -1083,27 +1110,39 @@ static void dial_won(mtc_context *ctx, mtci_slot *s, int k, int64_t now) {
 static void read_in(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_conn *c = s->conn;
   size_t got = 0;
+  /* the read buffer lives only for this call: an idle context holds none */
+  uint8_t *rx = c ? malloc(MTCI_CTX_READ_CHUNK) : NULL;
+  if (c && !rx) {
+    conn_lost(ctx, s, MTC_ERR_NOMEM, now);
+    return;
+  }
   while (c && s->conn == c && got < MTCI_CTX_READ_BUDGET) {
-    int n = ctx->io.take(ctx->io.ud, c->fd, ctx->rx, sizeof ctx->rx);
+    int n = ctx->io.take(ctx->io.ud, c->fd, rx, MTCI_CTX_READ_CHUNK);
     if (n == 0) break;
     if (n < 0) {
       int err = n == MTC_ERR_IO_EOF ? mtci_conn_eof(c) : mtci_conn_fail(c, n);
       if (s->has_sess) drain(ctx, s, now);
       if (s->conn == c) conn_lost(ctx, s, err, now);
+      free(rx);
       return;
     }
     got += (size_t)n;
-    int rc = mtci_conn_feed(c, ctx->rx, (size_t)n, now);
-    mtci_zeroize(ctx->rx, (size_t)n);
+    int rc = mtci_conn_feed(c, rx, (size_t)n, now);
+    mtci_zeroize(rx, (size_t)n);
     if (c->key_done) on_key_done(ctx, s, now);
     if (s->has_sess) drain(ctx, s, now);
-    if (s->conn != c) return;
+    if (s->conn != c) {
+      free(rx);
+      return;
+    }
     if (rc < 0) {
       conn_lost(ctx, s, rc, now);
+      free(rx);
       return;
     }
     if (c->phase == MTCI_CONN_IDLE) transport_up(ctx, s, now); /* SOCKS5 / TLS done */
   }
+  free(rx);
   ctx->changed = 1;
 }
 
@@ -1208,7 +1247,7 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
   if (!s->opened_once && !s->conn && slot_dials(s) == 0) s->open_reason = r->open_reason;
   if (!dc_usable(ctx, (size_t)dci)) return;
   int rc = ensure_session(ctx, s, now, 0);
-  if (!rc) rc = mtci_session_invoke(&s->sess, r->body, r->len, 0, r->id);
+  if (!rc) rc = mtci_session_invoke(s->sess, r->body, r->len, 0, r->id);
   if (rc) {
     r->slot = NULL;
     s->n_assigned--;
@@ -1227,7 +1266,7 @@ static void recount(mtc_context *ctx) {
 }
 
 static int slot_busy(const mtci_slot *s) {
-  return s->n_assigned > 0 || (s->has_sess && mtci_session_pending(&s->sess) > 0);
+  return s->n_assigned > 0 || (s->has_sess && mtci_session_pending(s->sess) > 0);
 }
 
 static int slot_keepalive(const mtc_context *ctx, const mtci_slot *s) {
@@ -1514,7 +1553,7 @@ static void on_rpc_error(mtc_context *ctx, mtci_req *r, mtci_slot *s, int32_t co
 static void drain(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_session_event ev;
   for (int guard = 0; guard < 1000000 && s->has_sess; guard++) {
-    if (!mtci_session_next_event(&s->sess, &ev)) break;
+    if (!mtci_session_next_event(s->sess, &ev)) break;
     if (ev.token == MTCI_CTX_BIND_TOKEN && (ev.type == MTCI_SEV_RESULT ||
                                             ev.type == MTCI_SEV_RPC_ERROR ||
                                             ev.type == MTCI_SEV_FAILED)) {
@@ -1580,7 +1619,7 @@ static void drain(mtc_context *ctx, mtci_slot *s, int64_t now) {
     }
   }
   if (s->has_sess && ctx->time_synced == 0) {
-    int64_t off = mtci_session_server_time_ms(&s->sess, 0);
+    int64_t off = mtci_session_server_time_ms(s->sess, 0);
     if (off != ctx->time_offset_ms) {
       ctx->time_offset_ms = off;
       ctx->dirty_minor = 1;
@@ -2013,7 +2052,9 @@ void mtci_ctx_shutdown(mtc_context *ctx) {
         s->conn = NULL;
       }
       if (s->has_sess) {
-        mtci_session_free(&s->sess);
+        mtci_session_free(s->sess);
+        free(s->sess);
+        s->sess = NULL;
         s->has_sess = 0;
       }
     }
@@ -2036,9 +2077,18 @@ void mtci_ctx_destroy(mtc_context *ctx) {
   free(ctx->set.state_path);
   mtci_proxy_link_free(&ctx->set.proxy);
   mtci_ctx_disc_clear(ctx);
+  for (int i = 0; i < MTCI_DC_MAX_DCS; i++) {
+    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+      mtci_slot *s = k ? &ctx->dcx[i].media[k - 1] : &ctx->dcx[i].main;
+      mtci_ctx_cands_drop(s);
+      if (s->has_sess) mtci_session_free(s->sess);
+      free(s->sess);
+      s->sess = NULL;
+      s->has_sess = 0;
+    }
+  }
   mtci_dc_table_clear(&ctx->dcs);
   mtci_zeroize(&ctx->keys, sizeof ctx->keys);
-  mtci_zeroize(ctx->rx, sizeof ctx->rx);
 }
 
 /* ---- public: requests ------------------------------------------------------------------------------ */

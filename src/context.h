@@ -142,12 +142,13 @@ struct mtci_slot {
   int index;              /* 0 main, 1.. media */
   int used;               /* media: allocated (main: always) */
   int has_sess;
-  mtci_session sess;
+  mtci_session *sess;     /* allocated while has_sess, else NULL */
   int sess_news;          /* server new_session_created seen on this session */
   int sess_recreated;     /* the next session is a replacement (SESSION_RECREATED) */
   mtci_conn *conn;        /* the connection (won the race) */
   mtci_conn *dials[MTCI_CTX_RACE];
-  mtci_dc_addr cands[MTCI_DC_MAX_ADDRS]; /* this round's candidates, best first */
+  mtci_dc_addr *cands;    /* this round's candidates, best first: MTCI_DC_MAX_ADDRS
+                             entries while a round runs, else NULL (mtci_ctx_cands_*) */
   size_t n_cands, next_cand;
   int64_t next_dial_at;   /* stagger: start the next candidate then */
   int round_err;          /* last dial error of the round */
@@ -212,8 +213,6 @@ struct mtc_context {
   int config_wanted, config_inflight, config_done;
   int config_dc;          /* the next help.getConfig goes to this DC (0: the main DC) */
   mtci_ctx_disc disc;     /* endpoint discovery (context_discovery.c) */
-  /* scratch */
-  uint8_t rx[MTCI_CTX_READ_CHUNK];
   /* shell (context_os.c) */
   mtci_poller poller;
   int poller_up;
@@ -222,6 +221,10 @@ struct mtc_context {
   void *runner;           /* mtc_runner * while a runner owns the context */
   mtci_discovery *discovery; /* created on the first run */
 };
+
+/* The slot's candidate array: allocated for a dial round, freed when it ends. */
+int mtci_ctx_cands_alloc(mtci_slot *s);
+void mtci_ctx_cands_drop(mtci_slot *s);
 
 /* ---- used by context_os.c ------------------------------------------------------- */
 

@@ -236,7 +236,7 @@ static void report_state(mtc_context *ctx, mtci_slot *s, mtc_conn_state st, int 
 static void park(mtc_context *ctx, mtci_slot *s, int err) {
   ctx->disc.parked[s->dci] |= 1u << slot_index(s);
   s->retry_at = INT64_MAX;
-  s->n_cands = s->next_cand = 0;
+  mtci_ctx_cands_drop(s);
   ctx->changed = 1;
   LOGI("dc %d (%s %d): %d attempts failed; waiting for endpoint discovery", ctx->dcs.dcs[s->dci].id,
        s->media ? "media" : "main", s->index, s->failures);
@@ -472,6 +472,7 @@ static void extend_round(mtc_context *ctx, mtci_slot *s, size_t n, int64_t now) 
     for (size_t c = 0; c < s->n_cands && !dup; c++)
       dup = s->cands[c].port == a->port && strcmp(s->cands[c].ip, a->ip) == 0;
     if (dup || s->n_cands >= MTCI_DC_MAX_ADDRS) continue;
+    if (mtci_ctx_cands_alloc(s) < 0) break;
     memmove(&s->cands[s->next_cand + 1], &s->cands[s->next_cand],
             (s->n_cands - s->next_cand) * sizeof s->cands[0]);
     s->cands[s->next_cand] = *a;
@@ -514,7 +515,7 @@ static void wake_dc(mtc_context *ctx, size_t i, size_t n, int64_t now) {
     s->failures = 0;
     s->flood = 0;
     s->retry_at = now;
-    s->n_cands = s->next_cand = 0;
+    mtci_ctx_cands_drop(s);
     s->opened_once = 0; /* the next connect is counted under MTC_REASON_DISCOVERY */
     s->open_reason = MTC_REASON_DISCOVERY;
   }
