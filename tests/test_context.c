@@ -44,20 +44,13 @@
 #include "mtconn/mtconn.h"
 #include "mtconn/tl_api.h"
 #include "store.h"
+#include "context_requests.h"
 #include "test.h"
 #include "transport/codec.h"
 
-#define PHONE "+15550000005"
-#define FILE_ID 4242
 #define WAIT_MS 15000
 
 /* ---- clocks, randomness, lock ------------------------------------------------------- */
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t wall_ms(void) {
   struct timespec ts;
@@ -74,90 +67,9 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 #define LOCK() pthread_mutex_lock(&g_mu)
 #define UNLOCK() pthread_mutex_unlock(&g_mu)
 
-static pthread_mutex_t g_rnd_mu = PTHREAD_MUTEX_INITIALIZER;
-static mtci_drbg *g_drbg;
-static int test_rnd(void *ud, uint8_t *out, size_t len) {
-  (void)ud;
-  pthread_mutex_lock(&g_rnd_mu);
-  if (!g_drbg) g_drbg = mtci_drbg_new();
-  int rc = g_drbg ? mtci_drbg_random(g_drbg, out, len) : MTC_ERR_RANDOM;
-  pthread_mutex_unlock(&g_rnd_mu);
-  return rc;
-}
-
 static int g_verbose;
 
 /* ---- TL bodies ------------------------------------------------------------------------- */
-
-typedef struct body {
-  uint8_t b[512];
-  size_t n;
-} body;
-
-static void b_u32(body *b, uint32_t v) {
-  mtci_put_le32(b->b + b->n, v);
-  b->n += 4;
-}
-static void b_i64(body *b, int64_t v) {
-  mtci_put_le64(b->b + b->n, mtci_u64_of(v));
-  b->n += 8;
-}
-static void b_str(body *b, const char *s) { /* short strings only */
-  size_t n = strlen(s);
-  b->b[b->n++] = (uint8_t)n;
-  memcpy(b->b + b->n, s, n);
-  b->n += n;
-  while ((n + 1) % 4) {
-    b->b[b->n++] = 0;
-    n++;
-  }
-}
-
-static body q_nearest(void) {
-  body b = {{0}, 0};
-  b_u32(&b, MTC_TL_ID_fn_help_getNearestDc);
-  return b;
-}
-static body q_send_code(void) {
-  body b = {{0}, 0};
-  b_u32(&b, MTC_TL_ID_fn_auth_sendCode);
-  b_str(&b, PHONE);
-  b_u32(&b, 12345);
-  b_str(&b, "0123456789abcdef");
-  b_u32(&b, MTC_TL_ID_codeSettings);
-  b_u32(&b, 0);
-  return b;
-}
-static body q_sign_in(const char *hash) {
-  body b = {{0}, 0};
-  b_u32(&b, MTC_TL_ID_fn_auth_signIn);
-  b_u32(&b, 1); /* flags.0: phone_code */
-  b_str(&b, PHONE);
-  b_str(&b, hash);
-  b_str(&b, MOCK_DC_LOGIN_CODE);
-  return b;
-}
-static body q_get_file(int64_t offset, int32_t limit) {
-  body b = {{0}, 0};
-  b_u32(&b, MTC_TL_ID_fn_upload_getFile);
-  b_u32(&b, 0);
-  b_u32(&b, MTC_TL_ID_inputDocumentFileLocation);
-  b_i64(&b, FILE_ID);
-  b_i64(&b, 0);
-  b_str(&b, "");
-  b_str(&b, "");
-  b_i64(&b, offset);
-  b_u32(&b, (uint32_t)limit);
-  return b;
-}
-static body q_get_self(void) {
-  body b = {{0}, 0};
-  b_u32(&b, MTC_TL_ID_fn_users_getUsers);
-  b_u32(&b, MTCI_TL_VECTOR_ID);
-  b_u32(&b, 1);
-  b_u32(&b, MTC_TL_ID_inputUserSelf);
-  return b;
-}
 
 /* ---- the harness: one context in one loop mode --------------------------------------------- */
 
@@ -990,22 +902,6 @@ static void sdc_script(sdc *d, const char *const *lines, int n) {
     }                                                                                              \
   } while (0)
 
-static int parse_hash(const res *r, char *out, size_t cap) {
-  mtc_tl_object *o = NULL;
-  if (mtc_tl_parse(r->data, r->len, &o) != 0 || !o || o->id != MTC_TL_ID_auth_sentCode) {
-    mtc_tl_object_free(o);
-    return -1;
-  }
-  const mtc_tl_auth_sentCode *sc = (const mtc_tl_auth_sentCode *)o;
-  int ok = sc->phone_code_hash.len < cap;
-  if (ok) {
-    memcpy(out, sc->phone_code_hash.data, sc->phone_code_hash.len);
-    out[sc->phone_code_hash.len] = 0;
-  }
-  mtc_tl_object_free(o);
-  return ok ? 0 : -1;
-}
-
 /* sendCode on the main DC (2: PHONE_MIGRATE_5 follows) and signIn. */
 static int login(harness *h) {
   res r;
@@ -1015,7 +911,7 @@ static int login(harness *h) {
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
   REQ(r.dc_id == 5);
   char hash[64];
-  REQ(parse_hash(&r, hash, sizeof hash) == 0);
+  REQ(sent_code_hash(r.data, r.len, hash, sizeof hash) == 0);
   res_clear(&r);
   q = q_sign_in(hash);
   REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
