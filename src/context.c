@@ -25,16 +25,41 @@ static const char *const k_str_names[6] = {"device_model",     "system_version",
 static int64_t now_of(mtc_context *ctx) { return ctx->io.now_ms(ctx->io.ud); }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-static mtci_dc *dc_of(mtc_context *ctx, const mtci_slot *s) { return &ctx->dcs.dcs[s->dci]; }
-static mtci_ctx_dc *dcx_of(mtc_context *ctx, const mtci_slot *s) { return &ctx->dcx[s->dci]; }
-static int dc_id_of(const mtc_context *ctx, const mtci_slot *s) { return ctx->dcs.dcs[s->dci].id; }
+#define dcx_at(ctx, i) mtci_ctx_dcx((ctx), (size_t)(i))
+static mtci_dc *dc_of(mtc_context *ctx, const mtci_slot *s) { return ctx->dcs.dcs[s->dci]; }
+static mtci_ctx_dc *dcx_of(mtc_context *ctx, const mtci_slot *s) { return dcx_at(ctx, s->dci); }
+static int dc_id_of(const mtc_context *ctx, const mtci_slot *s) { return ctx->dcs.dcs[s->dci]->id; }
 
-/* Slot k of DC i: 0 = main, 1.. = media. */
+/* Slot k of DC i: 0 = main, 1.. = media; NULL for a media slot of a DC that
+ * never had media work (its media slots are not allocated). */
 static mtci_slot *slot_at(mtc_context *ctx, size_t i, int k) {
-  return k == 0 ? &ctx->dcx[i].main : &ctx->dcx[i].media[k - 1];
+  mtci_ctx_dc *x = dcx_at(ctx, i);
+  return k == 0 ? &x->main : x->media ? &x->media[k - 1] : NULL;
 }
 static const mtci_slot *slot_at_c(const mtc_context *ctx, size_t i, int k) {
-  return k == 0 ? &ctx->dcx[i].main : &ctx->dcx[i].media[k - 1];
+  const mtci_ctx_dc *x = dcx_at(ctx, i);
+  return k == 0 ? &x->main : x->media ? &x->media[k - 1] : NULL;
+}
+
+/* The DC's media slots, allocated on first use: 0 or MTC_ERR_NOMEM. */
+static int media_alloc(mtci_ctx_dc *x) {
+  if (x->media) return 0;
+  x->media = calloc(MTCI_CTX_MAX_MEDIA, sizeof *x->media);
+  if (!x->media) return MTC_ERR_NOMEM;
+  for (int j = 0; j < MTCI_CTX_MAX_MEDIA; j++) {
+    x->media[j].dci = x->main.dci;
+    x->media[j].media = 1;
+    x->media[j].index = j + 1;
+  }
+  return 0;
+}
+
+/* The table's ext_init: a new DC record's context data. */
+static void dcx_init(void *ud, mtci_dc *dc) {
+  (void)ud;
+  mtci_ctx_dc *x = dc->ext;
+  x->main.dci = (int)dc->index;
+  x->main.used = 1;
 }
 
 static size_t slot_dials(const mtci_slot *s) {
@@ -121,7 +146,7 @@ static void note_reason(mtc_dc_counters *c, int reason) {
 /* DC table index of dc_id, appended if missing; -1 if out of range / full. */
 static int dc_index(mtc_context *ctx, int dc_id) {
   mtci_dc *dc = mtci_dc_get(&ctx->dcs, dc_id);
-  return dc ? (int)(dc - ctx->dcs.dcs) : -1;
+  return dc ? (int)(dc->index) : -1;
 }
 
 static int slot_wanted(const mtc_context *ctx, const mtci_slot *s);
@@ -308,13 +333,13 @@ static void set_authorized(mtc_context *ctx, int dc_id, int v, int via_import) {
   if (v && !via_import && dc_id == ctx->main_dc) {
     /* a new login on the home DC: what other DCs imported was the old one's */
     for (size_t i = 0; i < ctx->dcs.n; i++) {
-      if (ctx->dcs.dcs[i].id == dc_id) continue;
-      ctx->dcs.dcs[i].authorized = 0;
-      ctx->dcx[i].transfer = TR_NONE;
+      if (ctx->dcs.dcs[i]->id == dc_id) continue;
+      ctx->dcs.dcs[i]->authorized = 0;
+      dcx_at(ctx, i)->transfer = TR_NONE;
     }
   }
   dc->authorized = v ? 1 : 0;
-  if (!v) ctx->dcx[dc - ctx->dcs.dcs].transfer = TR_NONE;
+  if (!v) dcx_at(ctx, dc->index)->transfer = TR_NONE;
   ctx->dirty = 1;
   LOGI("dc %d: %s", dc_id, v ? "authorized" : "not authorized");
 }
@@ -441,13 +466,13 @@ static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now)
 }
 
 static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
-  mtci_dc *dc = &ctx->dcs.dcs[dci];
-  mtci_ctx_dc *x = &ctx->dcx[dci];
+  mtci_dc *dc = ctx->dcs.dcs[dci];
+  mtci_ctx_dc *x = dcx_at(ctx, dci);
   if (!dc->has_perm) return;
   uint64_t key_id = dc->perm_key_id;
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     mtci_slot *s = slot_at(ctx, dci, k);
-    if (!s->used) continue;
+    if (!s || !s->used) continue;
     for (int j = 0; j < MTCI_CTX_RACE; j++) {
       if (s->dials[j]) {
         close_conn(ctx, s, s->dials[j]);
@@ -511,10 +536,10 @@ static int64_t temp_renew_at(const mtc_context *ctx, const mtci_dc *dc) {
 /* The DC can take API requests: a perm key and, with PFS, a bound temp key
  * that is not being replaced. */
 static int dc_usable(const mtc_context *ctx, size_t dci) {
-  const mtci_dc *dc = &ctx->dcs.dcs[dci];
+  const mtci_dc *dc = ctx->dcs.dcs[dci];
   if (!dc->has_perm) return 0;
   if (!ctx->set.pfs) return 1;
-  return dc->has_temp && dc->temp_bound && !ctx->dcx[dci].renewing;
+  return dc->has_temp && dc->temp_bound && !dcx_at(ctx, dci)->renewing;
 }
 
 /* PFS: a new connection must make a temp key before its session runs (none,
@@ -529,13 +554,13 @@ static int needs_temp(mtc_context *ctx, const mtci_slot *s, int64_t now) {
  * PENDING) and every connection but keep's closes. reason != 0: the server
  * lost it (AUTH_KEY_DROPPED event). */
 static void drop_temp(mtc_context *ctx, size_t dci, mtci_slot *keep, int reason, int64_t now) {
-  mtci_dc *dc = &ctx->dcs.dcs[dci];
-  mtci_ctx_dc *x = &ctx->dcx[dci];
+  mtci_dc *dc = ctx->dcs.dcs[dci];
+  mtci_ctx_dc *x = dcx_at(ctx, dci);
   uint64_t key_id = dc->temp_key_id;
   int had = dc->has_temp;
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     mtci_slot *s = slot_at(ctx, dci, k);
-    if (!s->used) continue;
+    if (!s || !s->used) continue;
     if (s != keep) {
       for (int j = 0; j < MTCI_CTX_RACE; j++) {
         if (s->dials[j]) {
@@ -665,8 +690,8 @@ static void on_bind_answer(mtc_context *ctx, mtci_slot *s, const mtci_session_ev
 static void pfs_renew(mtc_context *ctx, int64_t now) {
   if (!ctx->set.pfs) return;
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    mtci_dc *dc = &ctx->dcs.dcs[i];
-    mtci_ctx_dc *x = &ctx->dcx[i];
+    mtci_dc *dc = ctx->dcs.dcs[i];
+    mtci_ctx_dc *x = dcx_at(ctx, i);
     if (!dc->has_temp) continue;
     if (!x->renewing && server_now_s(ctx, now) >= temp_renew_at(ctx, dc)) {
       x->renewing = 1;
@@ -830,7 +855,7 @@ static void dial_next(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_ctx_dc *x = dcx_of(ctx, s);
   mtci_dc *dc = dc_of(ctx, s);
   while (!s->conn && s->next_cand < s->n_cands && slot_dials(s) < MTCI_CTX_RACE) {
-    int64_t allowed = mtci_rate_next_allowed(&x->rate, ctx->set.max_per_minute, now);
+    int64_t allowed = x->rate ? mtci_rate_next_allowed(x->rate, ctx->set.max_per_minute, now) : now;
     if (allowed > now) {
       if (slot_dials(s) == 0) {
         LOGW("dc %d: %d connects in the last minute: waiting %lld ms", dc->id,
@@ -854,7 +879,8 @@ static void dial_next(mtc_context *ctx, mtci_slot *s, int64_t now) {
                  : s->media     ? MTC_REASON_MEDIA
                                 : s->open_reason;
     if (reason < 0 || reason >= MTC_REASON_COUNT) reason = MTC_REASON_MAIN;
-    mtci_rate_note(&x->rate, now);
+    if (!x->rate) x->rate = calloc(1, sizeof *x->rate);
+    if (x->rate) mtci_rate_note(x->rate, now); /* without memory: no rate limit, not a failure */
     x->ctr.connects_started++;
     x->ctr.connects_by_reason[reason]++;
     int fd = -1;
@@ -1032,7 +1058,13 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   if (s->has_sess) free_session(ctx, s); /* cannot happen: no key, no session */
   if (k.temp) {
     if (dc->has_temp) drop_temp(ctx, (size_t)s->dci, s, 0, now);
-    mtci_dc_set_temp_key(dc, k.auth_key, k.expires_at, k.server_salt);
+    if (mtci_dc_set_temp_key(dc, k.auth_key, k.expires_at, k.server_salt) != 0) {
+      mtci_auth_result_clear(&k);
+      LOGE("dc %d: out of memory storing the new temporary key; it is dropped", dc->id);
+      x->ctr.handshakes_failed++;
+      conn_lost(ctx, s, MTC_ERR_NOMEM, now);
+      return;
+    }
     ctx->time_offset_ms = k.time_offset * 1000;
     ctx->time_synced = 1;
     mtci_auth_result_clear(&k);
@@ -1055,7 +1087,13 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
     return;
   }
   mtci_dc_drop_temp_key(dc); /* bound to the old perm key, if any */
-  mtci_dc_set_perm_key(dc, k.auth_key, now / 1000, k.server_salt);
+  if (mtci_dc_set_perm_key(dc, k.auth_key, now / 1000, k.server_salt) != 0) {
+    mtci_auth_result_clear(&k);
+    LOGE("dc %d: out of memory storing the new auth key; it is dropped", dc->id);
+    x->ctr.handshakes_failed++;
+    conn_lost(ctx, s, MTC_ERR_NOMEM, now);
+    return;
+  }
   ctx->time_offset_ms = k.time_offset * 1000;
   ctx->time_synced = 1;
   mtci_auth_result_clear(&k);
@@ -1153,7 +1191,7 @@ void mtci_ctx_on_fd(void *ud, int fd, unsigned revents) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
-      if (!s->used) continue;
+      if (!s || !s->used) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++) {
         mtci_conn *c = s->dials[j];
         if (!c || c->fd != fd) continue;
@@ -1178,8 +1216,9 @@ void mtci_ctx_on_fd(void *ud, int fd, unsigned revents) {
 /* ---- requests into sessions ---------------------------------------------------------------- */
 
 static mtci_slot *pick_slot(mtc_context *ctx, int dci, int media) {
-  mtci_ctx_dc *x = &ctx->dcx[dci];
+  mtci_ctx_dc *x = dcx_at(ctx, dci);
   if (!media) return &x->main;
+  if (media_alloc(x) != 0) return NULL;
   mtci_slot *best = NULL;
   int used = 0;
   for (int j = 0; j < ctx->set.media_cap; j++) {
@@ -1216,7 +1255,7 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
     req_fail(ctx, r, dc_id < 1 || dc_id > MTCI_DC_MAX_ID ? MTC_ERR_DC_UNKNOWN : MTC_ERR_NOMEM);
     return;
   }
-  mtci_dc *dc = &ctx->dcs.dcs[dci];
+  mtci_dc *dc = ctx->dcs.dcs[dci];
   if (dc->n_addrs == 0 && !(ctx->set.has_proxy && ctx->set.proxy.type == MTCI_PROXY_MTPROTO)) {
     LOGW("dc %d: no address known", dc_id);
     req_fail(ctx, r, MTC_ERR_NO_ADDRESS);
@@ -1226,8 +1265,8 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
   if (s && r->kind == MTCI_REQ_IMPORT && !s->conn && slot_dials(s) == 0) {
     /* the import needs the DC's key, not its main session: ride an open
      * media connection rather than opening one more */
-    for (int j = 0; j < ctx->set.media_cap; j++) {
-      mtci_slot *m = &ctx->dcx[dci].media[j];
+    for (int j = 0; dcx_at(ctx, dci)->media && j < ctx->set.media_cap; j++) {
+      mtci_slot *m = &dcx_at(ctx, dci)->media[j];
       if (m->used && m->conn && m->conn->phase == MTCI_CONN_READY) {
         s = m;
         break;
@@ -1235,7 +1274,8 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
     }
   }
   if (!s) {
-    req_fail(ctx, r, MTC_ERR_INTERNAL);
+    /* only the media slots' allocation can fail here */
+    req_fail(ctx, r, dcx_at(ctx, dci)->media ? MTC_ERR_INTERNAL : MTC_ERR_NOMEM);
     return;
   }
   r->slot = s;
@@ -1255,12 +1295,15 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
     return;
   }
   r->state = MTCI_RS_SENT;
-  ctx->dcx[dci].ctr.rpcs_sent++;
+  dcx_at(ctx, dci)->ctr.rpcs_sent++;
 }
 
 static void recount(mtc_context *ctx) {
   for (size_t i = 0; i < ctx->dcs.n; i++)
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) slot_at(ctx, i, k)->n_assigned = 0;
+    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+      mtci_slot *s = slot_at(ctx, i, k);
+      if (s) s->n_assigned = 0;
+    }
   for (mtci_req *r = ctx->head; r; r = r->next)
     if (r->slot && (r->state == MTCI_RS_SENT || r->state == MTCI_RS_PENDING)) r->slot->n_assigned++;
 }
@@ -1295,9 +1338,9 @@ static void start_transfer(mtc_context *ctx, int dc_id) {
     release_waiters(ctx, dc_id);
     return;
   }
-  mtci_ctx_dc *x = &ctx->dcx[dci];
+  mtci_ctx_dc *x = dcx_at(ctx, dci);
   if (x->transfer == TR_EXPORT || x->transfer == TR_IMPORT) return;
-  if (ctx->dcs.dcs[dci].authorized) {
+  if (ctx->dcs.dcs[dci]->authorized) {
     release_waiters(ctx, dc_id);
     return;
   }
@@ -1317,7 +1360,7 @@ static void start_transfer(mtc_context *ctx, int dc_id) {
 
 static void transfer_failed(mtc_context *ctx, int dc_id, int err) {
   int dci = dc_index(ctx, dc_id);
-  if (dci >= 0) ctx->dcx[dci].transfer = TR_FAILED;
+  if (dci >= 0) dcx_at(ctx, dci)->transfer = TR_FAILED;
   LOGW("dc %d: authorization transfer failed: %s", dc_id, err ? mtc_strerror(err) : "bad answer");
   release_waiters(ctx, dc_id);
 }
@@ -1410,8 +1453,8 @@ static void internal_done(mtc_context *ctx, mtci_req *r, int kind, int dc_id, co
     imp->open_reason = MTC_REASON_MIGRATE; /* a transfer serves a redirected request */
     int dci = dc_index(ctx, r->arg);
     if (dci >= 0) {
-      ctx->dcx[dci].transfer = TR_IMPORT;
-      ctx->dcx[dci].ctr.auth_imports++;
+      dcx_at(ctx, dci)->transfer = TR_IMPORT;
+      dcx_at(ctx, dci)->ctr.auth_imports++;
     }
     break;
   }
@@ -1422,7 +1465,7 @@ static void internal_done(mtc_context *ctx, mtci_req *r, int kind, int dc_id, co
       break;
     }
     int dci = dc_index(ctx, r->arg);
-    if (dci >= 0) ctx->dcx[dci].transfer = TR_DONE;
+    if (dci >= 0) dcx_at(ctx, dci)->transfer = TR_DONE;
     set_authorized(ctx, r->arg, 1, 1);
     LOGI("dc %d: authorization imported", r->arg);
     release_waiters(ctx, r->arg);
@@ -1449,9 +1492,9 @@ static void on_result(mtc_context *ctx, mtci_req *r, mtci_slot *s, const uint8_t
     set_authorized(ctx, dc_id, 1, 0);
   } else if (cid == MTC_TL_ID_auth_loggedOut) {
     for (size_t i = 0; i < ctx->dcs.n; i++) {
-      if (ctx->dcs.dcs[i].authorized) ctx->dirty = 1;
-      ctx->dcs.dcs[i].authorized = 0;
-      ctx->dcx[i].transfer = TR_NONE;
+      if (ctx->dcs.dcs[i]->authorized) ctx->dirty = 1;
+      ctx->dcs.dcs[i]->authorized = 0;
+      dcx_at(ctx, i)->transfer = TR_NONE;
     }
     LOGI("logged out");
   }
@@ -1694,7 +1737,7 @@ static void expire(mtc_context *ctx, int64_t now) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
-      if (!s->used) continue;
+      if (!s || !s->used) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++)
         if (s->dials[j] && now >= mtci_conn_deadline(s->dials[j]))
           dial_failed(ctx, s, j, MTC_ERR_IO_TIMED_OUT, now);
@@ -1715,7 +1758,7 @@ static void flush_all(mtc_context *ctx, int64_t now) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
-      if (!s->used || !s->conn) continue;
+      if (!s || !s->used || !s->conn) continue;
       mtci_conn *c = s->conn;
       if (c->phase == MTCI_CONN_READY) {
         int rc = mtci_conn_flush(c, now);
@@ -1763,7 +1806,7 @@ static void pump(mtc_context *ctx, int64_t now) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
-      if (s->used) service_slot(ctx, s, now);
+      if (s && s->used) service_slot(ctx, s, now);
     }
   }
   flush_all(ctx, now);
@@ -1776,13 +1819,13 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx) {
     if (r->state == MTCI_RS_WAIT_FLOOD) t = min64(t, r->wake_at);
   }
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    const mtci_ctx_dc *x = &ctx->dcx[i];
-    const mtci_dc *d = &ctx->dcs.dcs[i];
+    const mtci_ctx_dc *x = dcx_at(ctx, i);
+    const mtci_dc *d = ctx->dcs.dcs[i];
     if (ctx->set.pfs && d->has_temp && !x->renewing)
       t = min64(t, temp_renew_at(ctx, d) * 1000 - ctx->time_offset_ms);
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       const mtci_slot *s = slot_at_c(ctx, i, k);
-      if (!s->used) continue;
+      if (!s || !s->used) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++)
         if (s->dials[j]) t = min64(t, mtci_conn_deadline(s->dials[j]));
       if (s->conn) {
@@ -1795,7 +1838,7 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx) {
         if (s->next_cand < s->n_cands) t = min64(t, s->next_dial_at);
         continue;
       }
-      int waits_key = !ctx->dcs.dcs[i].has_perm && x->keying && x->keying != s;
+      int waits_key = !ctx->dcs.dcs[i]->has_perm && x->keying && x->keying != s;
       if (slot_wanted(ctx, s) && !s->gave_up && !waits_key) t = min64(t, s->retry_at);
     }
   }
@@ -1880,17 +1923,7 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
   ctx->user_data = user_data;
   ctx->next_id = 1;
   ctx->set.log_level = MTC_LOG_INFO;
-  mtci_dc_table_init(&ctx->dcs);
-  for (size_t i = 0; i < MTCI_DC_MAX_DCS; i++) {
-    mtci_ctx_dc *x = &ctx->dcx[i];
-    x->main.dci = (int)i;
-    x->main.used = 1;
-    for (int j = 0; j < MTCI_CTX_MAX_MEDIA; j++) {
-      x->media[j].dci = (int)i;
-      x->media[j].media = 1;
-      x->media[j].index = j + 1;
-    }
-  }
+  mtci_dc_table_init_ext(&ctx->dcs, sizeof(mtci_ctx_dc), dcx_init, ctx);
   if (!s) return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG, "settings missing");
   if (s->version != MTC_SETTINGS_VERSION)
     return fail_msg(msg, msg_len, MTC_ERR_VERSION, "settings.version is not MTC_SETTINGS_VERSION");
@@ -2041,6 +2074,7 @@ void mtci_ctx_shutdown(mtc_context *ctx) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
+      if (!s) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++) {
         if (s->dials[j]) {
           close_conn(ctx, s, s->dials[j]);
@@ -2077,18 +2111,24 @@ void mtci_ctx_destroy(mtc_context *ctx) {
   free(ctx->set.state_path);
   mtci_proxy_link_free(&ctx->set.proxy);
   mtci_ctx_disc_clear(ctx);
-  for (int i = 0; i < MTCI_DC_MAX_DCS; i++) {
+  for (size_t i = 0; i < ctx->dcs.n; i++) {
+    mtci_ctx_dc *x = dcx_at(ctx, i);
     for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
-      mtci_slot *s = k ? &ctx->dcx[i].media[k - 1] : &ctx->dcx[i].main;
+      mtci_slot *s = slot_at(ctx, i, k);
+      if (!s) continue;
       mtci_ctx_cands_drop(s);
       if (s->has_sess) mtci_session_free(s->sess);
       free(s->sess);
       s->sess = NULL;
       s->has_sess = 0;
     }
+    free(x->media);
+    x->media = NULL;
+    free(x->rate);
+    x->rate = NULL;
   }
   mtci_dc_table_clear(&ctx->dcs);
-  mtci_zeroize(&ctx->keys, sizeof ctx->keys);
+  mtci_rsa_keyset_clear(&ctx->keys);
 }
 
 /* ---- public: requests ------------------------------------------------------------------------------ */
@@ -2171,7 +2211,7 @@ int mtc_context_set_authorized(mtc_context *ctx, int dc_id, int authorized) {
   mtci_ctx_enter(ctx);
   if ((dc->authorized != 0) != (authorized != 0)) {
     dc->authorized = authorized != 0;
-    ctx->dcx[dc - ctx->dcs.dcs].transfer = TR_NONE;
+    dcx_at(ctx, dc->index)->transfer = TR_NONE;
     ctx->dirty = 1;
   }
   mtci_ctx_leave(ctx);
@@ -2195,11 +2235,12 @@ int mtc_context_save(mtc_context *ctx) {
 /* ---- public: counters -------------------------------------------------------------------------------- */
 
 static void dc_bytes(const mtc_context *ctx, size_t i, uint64_t *in, uint64_t *out) {
-  const mtci_ctx_dc *x = &ctx->dcx[i];
+  const mtci_ctx_dc *x = dcx_at(ctx, i);
   *in = x->bytes_in_closed;
   *out = x->bytes_out_closed;
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     const mtci_slot *s = slot_at_c(ctx, i, k);
+    if (!s) continue;
     if (s->conn) {
       *in += mtci_conn_bytes_in(s->conn);
       *out += mtci_conn_bytes_out(s->conn);
@@ -2220,8 +2261,8 @@ int mtc_context_counters(const mtc_context *ctx, mtc_counters *out) {
   out->version = MTC_COUNTERS_VERSION;
   for (size_t i = 0; i < ctx->dcs.n && i < MTC_COUNTERS_MAX_DCS; i++) {
     mtc_dc_counters *d = &out->dcs[out->n_dcs++];
-    *d = ctx->dcx[i].ctr;
-    d->dc_id = ctx->dcs.dcs[i].id;
+    *d = dcx_at(ctx, i)->ctr;
+    d->dc_id = ctx->dcs.dcs[i]->id;
     dc_bytes(ctx, i, &d->bytes_in, &d->bytes_out);
     out->connects_started += d->connects_started;
     out->connects_succeeded += d->connects_succeeded;

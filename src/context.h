@@ -13,10 +13,12 @@
  *
  * Model
  *   - DC table (dc.h): addresses with health, the perm key, authorized.
- *     dcx[i] holds the context's per-DC data for dcs.dcs[i] (same index;
- *     the table only grows).
+ *     Each DC record carries the context's per-DC data (mtci_ctx_dc, the
+ *     record's ext area: mtci_ctx_dcx()); records never move and the table
+ *     only grows, so a DC index stays valid.
  *   - Slots: each DC has one main slot and up to MTCI_CTX_MAX_MEDIA media
- *     slots (capped by settings). A slot owns an MTProto session (created
+ *     slots (capped by settings; the media slots are allocated the first
+ *     time the DC gets media work, so an idle DC costs one slot). A slot owns an MTProto session (created
  *     when the DC has a key; it survives reconnects: unanswered requests are
  *     resent on the next connection), the live connection, and the dial
  *     attempts racing for it.
@@ -166,7 +168,7 @@ struct mtci_slot {
 
 typedef struct mtci_ctx_dc {
   mtci_slot main;
-  mtci_slot media[MTCI_CTX_MAX_MEDIA];
+  mtci_slot *media;       /* MTCI_CTX_MAX_MEDIA slots, NULL until the DC has media work */
   mtci_slot *keying;      /* the slot whose connection creates the key (perm or temp) */
   /* PFS: the auth.bindTempAuthKey in flight (its session's slot, or NULL) */
   struct mtci_ctx_bind {
@@ -176,7 +178,7 @@ typedef struct mtci_ctx_dc {
   } bind;
   int renewing;           /* PFS: the temp key is due; no new requests until it is replaced */
   int transfer;           /* authorization transfer state (context.c) */
-  mtci_rate rate;
+  mtci_rate *rate;        /* connect times, allocated with the first connect */
   mtc_dc_counters ctr;    /* n_reconnect_reasons / reasons kept here too */
   uint64_t bytes_in_closed, bytes_out_closed;
 } mtci_ctx_dc;
@@ -189,8 +191,7 @@ struct mtc_context {
   void *rnd_ud;
   mtci_ctx_io io;
   mtci_rsa_keyset keys;
-  mtci_dc_table dcs;
-  mtci_ctx_dc dcx[MTCI_DC_MAX_DCS];
+  mtci_dc_table dcs;      /* every record's ext is its mtci_ctx_dc */
   int main_dc;
   int64_t time_offset_ms;
   int time_synced;
@@ -221,6 +222,11 @@ struct mtc_context {
   void *runner;           /* mtc_runner * while a runner owns the context */
   mtci_discovery *discovery; /* created on the first run */
 };
+
+/* The context's data of DC index i (< ctx->dcs.n). */
+static inline mtci_ctx_dc *mtci_ctx_dcx(const mtc_context *ctx, size_t i) {
+  return (mtci_ctx_dc *)ctx->dcs.dcs[i]->ext;
+}
 
 /* The slot's candidate array: allocated for a dial round, freed when it ends. */
 int mtci_ctx_cands_alloc(mtci_slot *s);

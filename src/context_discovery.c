@@ -170,7 +170,8 @@ void mtci_ctx_disc_clear(mtc_context *ctx) {
 /* ---- the DCs' condition ------------------------------------------------------------------ */
 
 static const mtci_slot *slot_c(const mtc_context *ctx, size_t i, int k) {
-  return k == 0 ? &ctx->dcx[i].main : &ctx->dcx[i].media[k - 1];
+  const mtci_ctx_dc *x = mtci_ctx_dcx(ctx, i);
+  return k == 0 ? &x->main : x->media ? &x->media[k - 1] : NULL;
 }
 
 enum { DC_IDLE = -1, DC_DOWN = 0, DC_UP = 1 };
@@ -185,7 +186,7 @@ static int dc_state(const mtc_context *ctx, size_t i, int *worst) {
   *worst = 0;
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     const mtci_slot *s = slot_c(ctx, i, k);
-    if (!s->used) continue;
+    if (!s || !s->used) continue;
     if (s->conn && s->conn->healthy) return DC_UP;
     int parked = (ctx->disc.parked[i] >> k) & 1u;
     /* a connection that never got a valid answer counts as trying */
@@ -224,7 +225,7 @@ static void report_state(mtc_context *ctx, mtci_slot *s, mtc_conn_state st, int 
   mtc_event ev;
   memset(&ev, 0, sizeof ev);
   ev.type = MTC_EVENT_CONN_STATE;
-  ev.dc_id = ctx->dcs.dcs[s->dci].id;
+  ev.dc_id = ctx->dcs.dcs[s->dci]->id;
   ev.media = s->media;
   ev.index = s->index;
   ev.state = st;
@@ -238,7 +239,7 @@ static void park(mtc_context *ctx, mtci_slot *s, int err) {
   s->retry_at = INT64_MAX;
   mtci_ctx_cands_drop(s);
   ctx->changed = 1;
-  LOGI("dc %d (%s %d): %d attempts failed; waiting for endpoint discovery", ctx->dcs.dcs[s->dci].id,
+  LOGI("dc %d (%s %d): %d attempts failed; waiting for endpoint discovery", ctx->dcs.dcs[s->dci]->id,
        s->media ? "media" : "main", s->index, s->failures);
   report_state(ctx, s, MTC_CONN_RECONNECTING, err);
 }
@@ -250,7 +251,7 @@ static void give_up_parked(mtc_context *ctx, size_t i) {
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     if (!((bits >> k) & 1u)) continue;
     mtci_slot *s = mtci_ctx_slot(ctx, i, k);
-    if (!s->used || s->conn) continue;
+    if (!s || !s->used || s->conn) continue;
     s->retry_at = 0;
     mtci_ctx_give_up(ctx, s, MTC_ERR_UNREACHABLE);
   }
@@ -293,7 +294,7 @@ static void run_failed(mtc_context *ctx, int dc_id, int err, int64_t now) {
 
 static void start_run(mtc_context *ctx, size_t i, int worst, int64_t now) {
   mtci_ctx_disc *d = &ctx->disc;
-  int dc_id = ctx->dcs.dcs[i].id;
+  int dc_id = ctx->dcs.dcs[i]->id;
   int rc = ctx->io.disc_start ? ctx->io.disc_start(ctx->io.ud, now, ctx->time_offset_ms / 1000)
                               : MTC_ERR_UNSUPPORTED;
   if (rc) {
@@ -385,11 +386,15 @@ static int put_first(mtci_dc *dc, const mtci_dc_option *o) {
     memmove(&dc->addrs[j], &dc->addrs[j + 1], (dc->n_addrs - (size_t)j - 1) * sizeof a);
     dc->n_addrs--;
   } else {
+    /* room for one more (when the array cannot grow, the last entry goes) */
+    if (dc->n_addrs == MTCI_DC_MAX_ADDRS || mtci_dc_reserve_addrs(dc, dc->n_addrs + 1) != 0) {
+      if (dc->n_addrs == 0) return 0;
+      dc->n_addrs--;
+    }
     memset(&a, 0, sizeof a);
     memcpy(a.ip, o->ip, o->ip_len);
     a.port = o->port;
     a.origin = MTCI_DC_FROM_CONFIG;
-    if (dc->n_addrs == MTCI_DC_MAX_ADDRS) dc->n_addrs--;
     changed = 1;
   }
   a.flags = o->flags;
@@ -401,7 +406,7 @@ static int put_first(mtci_dc *dc, const mtci_dc_option *o) {
   dc->addrs[0] = a;
   dc->n_addrs++;
   mtci_zeroize(&a, sizeof a);
-  memset(&dc->addrs[dc->n_addrs], 0, (MTCI_DC_MAX_ADDRS - dc->n_addrs) * sizeof a);
+  mtci_zeroize(&dc->addrs[dc->n_addrs], (dc->cap_addrs - dc->n_addrs) * sizeof a);
   return changed;
 }
 
@@ -440,7 +445,7 @@ static size_t add_endpoints(mtc_context *ctx, const mtci_simple_config *cfg, uin
       LOGW("endpoint discovery: no room for dc %d, skipped", (int)e->dc_id);
       continue;
     }
-    size_t i = (size_t)(dc - ctx->dcs.dcs);
+    size_t i = (size_t)(dc->index);
     if (put_first(dc, &o)) *changed |= 1u << i;
     *dcs |= 1u << i;
     added++;
@@ -457,7 +462,7 @@ static size_t add_endpoints(mtc_context *ctx, const mtci_simple_config *cfg, uin
 /* The endpoints at the front of DC index i's set (the first n) that slot s
  * may use, inserted into its running round right after what was dialed. */
 static void extend_round(mtc_context *ctx, mtci_slot *s, size_t n, int64_t now) {
-  const mtci_dc *dc = &ctx->dcs.dcs[s->dci];
+  const mtci_dc *dc = ctx->dcs.dcs[s->dci];
   mtci_choice ch;
   memset(&ch, 0, sizeof ch);
   ch.media = s->media;
@@ -493,7 +498,7 @@ static void wake_dc(mtc_context *ctx, size_t i, size_t n, int64_t now) {
   d->episode_err[i] = 0;
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     mtci_slot *s = mtci_ctx_slot(ctx, i, k);
-    if (!s->used) continue;
+    if (!s || !s->used) continue;
     if (s->conn) {
       mtci_conn *c = s->conn;
       if (!c->healthy && (c->phase == MTCI_CONN_DIAL || c->phase == MTCI_CONN_STACK ||
@@ -501,7 +506,7 @@ static void wake_dc(mtc_context *ctx, size_t i, size_t n, int64_t now) {
         c->phase_deadline = now; /* the context's expiry drops it */
         s->failures = -1;        /* ... and attempt_failed counts it back to 0: no back-off */
         LOGI("dc %d (%s %d): dropping the silent connection to %s:%u for the new endpoints",
-             ctx->dcs.dcs[i].id, s->media ? "media" : "main", s->index, c->ip, (unsigned)c->port);
+             ctx->dcs.dcs[i]->id, s->media ? "media" : "main", s->index, c->ip, (unsigned)c->port);
       }
       continue;
     }
@@ -566,7 +571,7 @@ void mtci_ctx_disc_result(mtc_context *ctx, const mtci_discovery_result *r, int6
     if (!((dcs >> i) & 1u)) continue;
     n_dcs++;
     size_t n = 0;
-    for (size_t k = 0; k < d->n_eps; k++) n += d->eps[k].dc_id == ctx->dcs.dcs[i].id;
+    for (size_t k = 0; k < d->n_eps; k++) n += d->eps[k].dc_id == ctx->dcs.dcs[i]->id;
     wake_dc(ctx, i, n, now);
   }
   for (size_t i = 0; i < ctx->dcs.n && i < MTCI_STATE_MAX_DCS; i++)

@@ -1,25 +1,56 @@
 /* Per-DC address sets, health and keys (see dc.h). */
 #include "dc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "transport/proxy_link.h"
 
+/* The record and its owner's area share one allocation: [mtci_dc][pad][ext]. */
+#define EXT_ALIGN 16
+#define EXT_OFFSET ((sizeof(mtci_dc) + EXT_ALIGN - 1) / EXT_ALIGN * EXT_ALIGN)
+
 void mtci_dc_table_init(mtci_dc_table *t) { memset(t, 0, sizeof *t); }
 
+void mtci_dc_table_init_ext(mtci_dc_table *t, size_t ext_size, mtci_dc_ext_init_fn ext_init,
+                            void *ext_ud) {
+  memset(t, 0, sizeof *t);
+  t->ext_size = ext_size;
+  t->ext_init = ext_init;
+  t->ext_ud = ext_ud;
+}
+
+void mtci_dc_clear_addrs(mtci_dc *dc) {
+  if (dc->addrs) mtci_zeroize(dc->addrs, dc->cap_addrs * sizeof *dc->addrs);
+  free(dc->addrs);
+  dc->addrs = NULL;
+  dc->n_addrs = dc->cap_addrs = 0;
+}
+
 void mtci_dc_table_clear(mtci_dc_table *t) {
-  if (t) mtci_zeroize(t, sizeof *t);
+  if (!t) return;
+  for (size_t i = 0; i < t->n; i++) {
+    mtci_dc *dc = t->dcs[i];
+    if (!dc) continue;
+    mtci_dc_clear_addrs(dc);
+    if (dc->key_block) mtci_zeroize(dc->key_block, 2 * MTCI_AUTH_KEY_LEN);
+    free(dc->key_block);
+    mtci_zeroize(dc, EXT_OFFSET + t->ext_size);
+    free(dc);
+    t->dcs[i] = NULL;
+  }
+  t->n = 0;
 }
 
 mtci_dc *mtci_dc_find(mtci_dc_table *t, int dc_id) {
   for (size_t i = 0; i < t->n; i++)
-    if (t->dcs[i].id == dc_id) return &t->dcs[i];
+    if (t->dcs[i]->id == dc_id) return t->dcs[i];
   return NULL;
 }
 
 const mtci_dc *mtci_dc_find_const(const mtci_dc_table *t, int dc_id) {
   for (size_t i = 0; i < t->n; i++)
-    if (t->dcs[i].id == dc_id) return &t->dcs[i];
+    if (t->dcs[i]->id == dc_id) return t->dcs[i];
   return NULL;
 }
 
@@ -28,10 +59,32 @@ mtci_dc *mtci_dc_get(mtci_dc_table *t, int dc_id) {
   mtci_dc *dc = mtci_dc_find(t, dc_id);
   if (dc) return dc;
   if (t->n >= MTCI_DC_MAX_DCS) return NULL;
-  dc = &t->dcs[t->n++];
-  memset(dc, 0, sizeof *dc);
+  dc = calloc(1, EXT_OFFSET + t->ext_size);
+  if (!dc) return NULL;
   dc->id = dc_id;
+  dc->index = t->n;
+  if (t->ext_size) dc->ext = (uint8_t *)dc + EXT_OFFSET;
+  t->dcs[t->n++] = dc;
+  if (t->ext_init) t->ext_init(t->ext_ud, dc);
   return dc;
+}
+
+int mtci_dc_reserve_addrs(mtci_dc *dc, size_t n) {
+  if (n > MTCI_DC_MAX_ADDRS) return MTC_ERR_NOMEM;
+  if (n <= dc->cap_addrs) return 0;
+  /* grow by pairs (an IPv4 and an IPv6 endpoint usually come together) */
+  size_t cap = dc->cap_addrs ? dc->cap_addrs * 2 : 2;
+  while (cap < n) cap *= 2;
+  if (cap > MTCI_DC_MAX_ADDRS) cap = MTCI_DC_MAX_ADDRS;
+  mtci_dc_addr *a = calloc(cap, sizeof *a);
+  if (!a) return MTC_ERR_NOMEM;
+  if (dc->n_addrs) memcpy(a, dc->addrs, dc->n_addrs * sizeof *a);
+  size_t keep = dc->n_addrs;
+  mtci_dc_clear_addrs(dc);
+  dc->addrs = a;
+  dc->cap_addrs = cap;
+  dc->n_addrs = keep;
+  return 0;
 }
 
 int mtci_dc_option_check(const mtci_dc_option *o) {
@@ -80,7 +133,8 @@ int mtci_dc_add_addr(mtci_dc *dc, const mtci_dc_option *o, unsigned origin) {
       return 0;
     }
   }
-  if (dc->n_addrs >= MTCI_DC_MAX_ADDRS) return MTC_ERR_NOMEM;
+  if (dc->n_addrs >= MTCI_DC_MAX_ADDRS || mtci_dc_reserve_addrs(dc, dc->n_addrs + 1) != 0)
+    return MTC_ERR_NOMEM;
   fill_addr(&dc->addrs[dc->n_addrs++], o, origin);
   return 1;
 }
@@ -123,9 +177,9 @@ int mtci_dc_apply_config(mtci_dc_table *t, const mtci_dc_option *opts, size_t n,
     }
     mtci_dc_addr old[MTCI_DC_MAX_ADDRS];
     size_t n_old = dc->n_addrs;
-    memcpy(old, dc->addrs, sizeof old);
+    if (n_old) memcpy(old, dc->addrs, n_old * sizeof old[0]);
     dc->n_addrs = 0;
-    memset(dc->addrs, 0, sizeof dc->addrs);
+    if (dc->addrs) memset(dc->addrs, 0, dc->cap_addrs * sizeof dc->addrs[0]);
     for (size_t i = 0; i < n; i++) {
       if (opts[i].dc_id != ids[k] || mtci_dc_option_check(&opts[i]) != 0) continue;
       int r = mtci_dc_add_addr(dc, &opts[i], MTCI_DC_FROM_CONFIG);
@@ -147,10 +201,11 @@ int mtci_dc_apply_config(mtci_dc_table *t, const mtci_dc_option *opts, size_t n,
     for (size_t j = 0; j < n_old; j++) {
       if (!(old[j].origin & MTCI_DC_FROM_SEED)) continue;
       if (mtci_dc_find_addr(dc, old[j].ip, old[j].port) >= 0) continue;
-      if (dc->n_addrs >= MTCI_DC_MAX_ADDRS) break;
+      if (dc->n_addrs >= MTCI_DC_MAX_ADDRS || mtci_dc_reserve_addrs(dc, dc->n_addrs + 1) != 0)
+        break;
       dc->addrs[dc->n_addrs++] = old[j];
     }
-    size_t idx = (size_t)(dc - t->dcs);
+    size_t idx = dc->index;
     if (t->n != before || !same_set(old, n_old, dc->addrs, dc->n_addrs))
       changed |= (uint32_t)1 << idx;
     mtci_zeroize(old, sizeof old);
@@ -174,8 +229,18 @@ void mtci_dc_note_failure(mtci_dc *dc, const char *ip, uint16_t port, int64_t no
   if (dc->addrs[i].consecutive_failures < UINT32_MAX) dc->addrs[i].consecutive_failures++;
 }
 
-void mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
-                          int64_t salt) {
+static int key_block(mtci_dc *dc) {
+  if (dc->key_block) return 0;
+  dc->key_block = calloc(2, MTCI_AUTH_KEY_LEN);
+  if (!dc->key_block) return MTC_ERR_NOMEM;
+  dc->perm_key = dc->key_block;
+  dc->temp_key = dc->key_block + MTCI_AUTH_KEY_LEN;
+  return 0;
+}
+
+int mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
+                         int64_t salt) {
+  if (key_block(dc) != 0) return MTC_ERR_NOMEM;
   uint8_t id[8];
   memcpy(dc->perm_key, key, MTCI_AUTH_KEY_LEN);
   mtci_auth_key_id(dc->perm_key, id);
@@ -186,10 +251,12 @@ void mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int
   dc->has_perm = 1;
   dc->authorized = 0;
   dc->salt = salt;
+  return 0;
 }
 
-void mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
-                          int64_t salt) {
+int mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
+                         int64_t salt) {
+  if (key_block(dc) != 0) return MTC_ERR_NOMEM;
   uint8_t id[8];
   memcpy(dc->temp_key, key, MTCI_AUTH_KEY_LEN);
   mtci_auth_key_id(dc->temp_key, id);
@@ -200,10 +267,11 @@ void mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int
   dc->has_temp = 1;
   dc->temp_bound = 0;
   dc->salt = salt;
+  return 0;
 }
 
 void mtci_dc_drop_temp_key(mtci_dc *dc) {
-  mtci_zeroize(dc->temp_key, sizeof dc->temp_key);
+  if (dc->temp_key) mtci_zeroize(dc->temp_key, MTCI_AUTH_KEY_LEN);
   dc->has_temp = 0;
   dc->temp_key_id = 0;
   dc->temp_expires_at = 0;
@@ -212,7 +280,7 @@ void mtci_dc_drop_temp_key(mtci_dc *dc) {
 
 void mtci_dc_drop_perm_key(mtci_dc *dc) {
   mtci_dc_drop_temp_key(dc);
-  mtci_zeroize(dc->perm_key, sizeof dc->perm_key);
+  if (dc->perm_key) mtci_zeroize(dc->perm_key, MTCI_AUTH_KEY_LEN);
   dc->has_perm = 0;
   dc->perm_key_id = 0;
   dc->perm_created = 0;
@@ -223,7 +291,7 @@ void mtci_dc_drop_perm_key(mtci_dc *dc) {
 void mtci_dc_table_to_state(const mtci_dc_table *t, mtci_state *st) {
   st->n_dcs = 0;
   for (size_t i = 0; i < t->n && st->n_dcs < MTCI_STATE_MAX_DCS; i++) {
-    const mtci_dc *dc = &t->dcs[i];
+    const mtci_dc *dc = t->dcs[i];
     mtci_state_dc *s = &st->dcs[st->n_dcs++];
     memset(s, 0, sizeof *s);
     s->dc_id = dc->id;
@@ -268,18 +336,21 @@ int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
       continue;
     }
     if (s->has_perm) {
-      mtci_dc_set_perm_key(dc, s->perm_key, s->perm_created, s->salt);
-      dc->authorized = s->authorized;
-      if (s->has_temp && s->temp_expires_at > 0) {
-        mtci_dc_set_temp_key(dc, s->temp_key, s->temp_expires_at, s->salt);
-        dc->temp_bound = s->temp_bound;
+      if (mtci_dc_set_perm_key(dc, s->perm_key, s->perm_created, s->salt) != 0) {
+        rc = MTC_ERR_NOMEM;
+      } else {
+        dc->authorized = s->authorized;
+        if (s->has_temp && s->temp_expires_at > 0) {
+          mtci_dc_set_temp_key(dc, s->temp_key, s->temp_expires_at, s->salt); /* block exists */
+          dc->temp_bound = s->temp_bound;
+        }
       }
     }
     mtci_dc_addr seeds[MTCI_DC_MAX_ADDRS];
     size_t n_seeds = dc->n_addrs;
-    memcpy(seeds, dc->addrs, sizeof seeds);
+    if (n_seeds) memcpy(seeds, dc->addrs, n_seeds * sizeof seeds[0]);
     dc->n_addrs = 0;
-    memset(dc->addrs, 0, sizeof dc->addrs);
+    if (dc->addrs) memset(dc->addrs, 0, dc->cap_addrs * sizeof dc->addrs[0]);
     for (int j = 0; j < s->n_addrs; j++) {
       const mtci_state_addr *a = &s->addrs[j];
       mtci_dc_option o = {s->dc_id, a->ip, strlen(a->ip), a->port, a->flags, a->secret,
@@ -294,12 +365,13 @@ int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
       int k = mtci_dc_find_addr(dc, seeds[j].ip, seeds[j].port);
       if (k >= 0) {
         dc->addrs[k].origin |= seeds[j].origin;
-      } else if (dc->n_addrs < MTCI_DC_MAX_ADDRS) {
+      } else if (dc->n_addrs < MTCI_DC_MAX_ADDRS && mtci_dc_reserve_addrs(dc, dc->n_addrs + 1) == 0) {
         dc->addrs[dc->n_addrs++] = seeds[j];
       } else {
         rc = MTC_ERR_NOMEM;
       }
     }
+    mtci_zeroize(seeds, sizeof seeds); /* secrets */
   }
   return rc;
 }

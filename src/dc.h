@@ -17,8 +17,11 @@
  *   - Health: last success, last failure, consecutive failures since the
  *     last success (the store persists them). policy.h orders candidates.
  *
- * Capacities are fixed (the store's): MTCI_DC_MAX_ADDRS endpoints per DC,
- * MTCI_DC_MAX_DCS DCs.
+ * Capacities are the store's: MTCI_DC_MAX_ADDRS endpoints per DC,
+ * MTCI_DC_MAX_DCS DCs. Memory is taken as it is needed (an idle context
+ * holds a few DCs of one or two endpoints): each DC record is allocated when
+ * the DC is first seen and never moves (pointers to it stay valid while the
+ * table lives), and its address array grows on demand.
  */
 #ifndef MTCI_DC_H
 #define MTCI_DC_H
@@ -55,26 +58,38 @@ typedef struct mtci_dc_addr {
 
 typedef struct mtci_dc {
   int id;                  /* 1..999 */
-  size_t n_addrs;
-  mtci_dc_addr addrs[MTCI_DC_MAX_ADDRS];
+  size_t index;            /* position in the table (stable) */
+  void *ext;               /* the table owner's per-DC data (ext_size bytes, zeroed), or NULL */
+  size_t n_addrs, cap_addrs;
+  mtci_dc_addr *addrs;     /* heap, cap_addrs entries (<= MTCI_DC_MAX_ADDRS); NULL when empty */
+  /* the keys' bytes: one heap block of 2 x MTCI_AUTH_KEY_LEN taken with the
+   * first key (most DCs of a context never get one), wiped and freed with
+   * the record; perm_key / temp_key point into it (NULL before) */
+  uint8_t *key_block;
   /* permanent auth key */
   int has_perm;
-  uint8_t perm_key[MTCI_AUTH_KEY_LEN];
+  uint8_t *perm_key;
   uint64_t perm_key_id;    /* SHA1(key)[12:20] little-endian */
   int64_t perm_created;    /* unix s */
   int authorized;          /* the user is logged in on this key */
   int64_t salt;            /* last server salt of the key in use (the temp key's with PFS) */
   /* temporary auth key (PFS, PROTOCOL.md §6.8), bound to the perm key */
   int has_temp;
-  uint8_t temp_key[MTCI_AUTH_KEY_LEN];
+  uint8_t *temp_key;
   uint64_t temp_key_id;    /* SHA1(key)[12:20] little-endian */
   int64_t temp_expires_at; /* server unix s */
   int temp_bound;          /* auth.bindTempAuthKey succeeded */
 } mtci_dc;
 
+/* Called once for each DC record the table creates, with its ext area. */
+typedef void (*mtci_dc_ext_init_fn)(void *ud, mtci_dc *dc);
+
 typedef struct mtci_dc_table {
   size_t n;
-  mtci_dc dcs[MTCI_DC_MAX_DCS];
+  mtci_dc *dcs[MTCI_DC_MAX_DCS]; /* heap records, dcs[0..n) */
+  size_t ext_size;
+  mtci_dc_ext_init_fn ext_init;
+  void *ext_ud;
 } mtci_dc_table;
 
 /* An endpoint as given by a seed or a dcOption (strings not necessarily
@@ -90,13 +105,20 @@ typedef struct mtci_dc_option {
 } mtci_dc_option;
 
 void mtci_dc_table_init(mtci_dc_table *t);
-/* Zeroize every key. */
+/* The same, and every DC record gets ext_size bytes of the owner's data
+ * (zeroed, then passed to ext_init if not NULL) in the same allocation. */
+void mtci_dc_table_init_ext(mtci_dc_table *t, size_t ext_size, mtci_dc_ext_init_fn ext_init,
+                            void *ext_ud);
+/* Zeroize every key and secret and free every record (the table is empty
+ * and reusable afterwards; the ext areas are freed too: release what they
+ * own first). */
 void mtci_dc_table_clear(mtci_dc_table *t);
 
 /* The DC with this id, or NULL. */
 mtci_dc *mtci_dc_find(mtci_dc_table *t, int dc_id);
 const mtci_dc *mtci_dc_find_const(const mtci_dc_table *t, int dc_id);
-/* The DC, appended (empty) if missing. NULL: id outside 1..999 or table full. */
+/* The DC, appended (empty) if missing. NULL: id outside 1..999, table full,
+ * or out of memory. */
 mtci_dc *mtci_dc_get(mtci_dc_table *t, int dc_id);
 
 /*
@@ -112,6 +134,13 @@ int mtci_dc_option_check(const mtci_dc_option *o);
  * option), MTC_ERR_NOMEM (set full: the endpoint is dropped).
  */
 int mtci_dc_add_addr(mtci_dc *dc, const mtci_dc_option *o, unsigned origin);
+
+/* Room for n endpoints in dc->addrs (n <= MTCI_DC_MAX_ADDRS): 0 or
+ * MTC_ERR_NOMEM. Growing copies the set and wipes the old array (secrets). */
+int mtci_dc_reserve_addrs(mtci_dc *dc, size_t n);
+
+/* Wipe and free the address array (a stand-alone record's, e.g. in tests). */
+void mtci_dc_clear_addrs(mtci_dc *dc);
 
 /* Index of (ip, port) in the set, or -1. */
 int mtci_dc_find_addr(const mtci_dc *dc, const char *ip, uint16_t port);
@@ -131,13 +160,15 @@ int mtci_dc_apply_config(mtci_dc_table *t, const mtci_dc_option *opts, size_t n,
 void mtci_dc_note_success(mtci_dc *dc, const char *ip, uint16_t port, int64_t now_ms);
 void mtci_dc_note_failure(mtci_dc *dc, const char *ip, uint16_t port, int64_t now_ms);
 
-/* Install / drop the permanent key (drop zeroizes and clears authorized). */
-void mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
+/* Install / drop the permanent key (drop zeroizes and clears authorized).
+ * The setters return 0, or MTC_ERR_NOMEM (the DC's key block could not be
+ * allocated: nothing changed). */
+int mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
                           int64_t salt);
 void mtci_dc_drop_perm_key(mtci_dc *dc);
 /* Install a new (unbound) temp key / drop it (zeroized). Dropping the perm
  * key drops the temp key too. */
-void mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
+int mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
                           int64_t salt);
 void mtci_dc_drop_temp_key(mtci_dc *dc);
 

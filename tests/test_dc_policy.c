@@ -122,6 +122,7 @@ TEST(candidates) {
   n = mtci_policy_candidates(dc.addrs, dc.n_addrs, &c, ord, 16);
   CHECK_EQ_INT(ord[0], 1);
   CHECK_EQ_INT(ord[1], 2);
+  mtci_dc_clear_addrs(&dc);
 }
 
 /* ---- address sets ------------------------------------------------------------------- */
@@ -160,6 +161,8 @@ TEST(options_checked) {
   mtci_dc_option dup = opt(2, "10.1.0.1", 443, MTC_ADDR_STATIC);
   CHECK_EQ_INT(mtci_dc_add_addr(&dc, &dup, MTCI_DC_FROM_CONFIG), 0);
   CHECK_EQ_INT(dc.addrs[0].flags, 0); /* first occurrence wins */
+  CHECK_EQ_INT(dc.cap_addrs, MTCI_DC_MAX_ADDRS); /* grew on demand up to the cap */
+  mtci_dc_clear_addrs(&dc);
 }
 
 TEST(apply_config) {

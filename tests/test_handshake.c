@@ -84,7 +84,7 @@ static struct test_fixed_rng g_frng;
 
 static int grammers_init(mtci_handshake *h) {
   load_grammers();
-  mtci_rsa_keyset_init(&g_builtin);
+  mtci_rsa_keyset_clear(&g_builtin); /* the previous call's (g_builtin starts zeroed) */
   int rc = mtci_rsa_keyset_add_builtin(&g_builtin, 1);
   if (rc) return rc;
   g_frng.data = G.rng;
@@ -265,6 +265,7 @@ TEST(respq_no_known_key) {
   CHECK_EQ_INT(mtci_handshake_start(&h), MTCI_HS_SEND);
   CHECK_EQ_INT(mtci_handshake_feed(&h, G.resp1, G.resp1_len, 0), MTC_ERR_AUTH_NO_RSA_KEY);
   mtci_handshake_free(&h);
+  mtci_rsa_keyset_clear(&prod_only);
 }
 
 TEST(respq_bad_pq) {
@@ -516,6 +517,9 @@ TEST(keyset_full) {
     int rc = mtci_rsa_keyset_add(&ks, &k);
     CHECK_EQ_INT(rc, i < MTCI_RSA_KEYSET_MAX ? 0 : MTC_ERR_AUTH_KEYSET_FULL);
   }
+  CHECK_EQ_INT(ks.count, MTCI_RSA_KEYSET_MAX);
+  mtci_rsa_keyset_clear(&ks);
+  mtci_rsa_keyset_clear(&src);
 }
 
 /* ---- loopback against the mock DC ------------------------------------------------------- */
@@ -575,6 +579,7 @@ static int loop_run(struct loop *L, double now) {
 static void loop_free(struct loop *L) {
   mock_auth_free(L->srv);
   mtci_handshake_free(&L->h);
+  mtci_rsa_keyset_clear(&L->keys);
 }
 
 TEST(loopback_perm_and_temp_keys) {

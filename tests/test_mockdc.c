@@ -231,7 +231,10 @@ static int tc_handshake(tc *t, int32_t expires_in) {
   mtci_rsa_keyset ks;
   mtci_rsa_keyset_init(&ks);
   mtci_rsa_key k;
-  if (mock_dc_public_key(t->cl, t->dc, &k) != 0 || mtci_rsa_keyset_add(&ks, &k) != 0) return -1;
+  if (mock_dc_public_key(t->cl, t->dc, &k) != 0 || mtci_rsa_keyset_add(&ks, &k) != 0) {
+    mtci_rsa_keyset_clear(&ks);
+    return -1;
+  }
   mtci_handshake hs;
   mtci_handshake_params p;
   memset(&p, 0, sizeof p);
@@ -259,6 +262,7 @@ static int tc_handshake(tc *t, int32_t expires_in) {
     }
   }
   mtci_handshake_free(&hs);
+  mtci_rsa_keyset_clear(&ks);
   return rc;
 }
 

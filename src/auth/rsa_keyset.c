@@ -1,6 +1,7 @@
 /* RSA public key set keyed by MTProto fingerprint. */
 #include "auth/rsa_keyset.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto/rsa_keys.h"
@@ -22,6 +23,14 @@ int mtci_rsa_keyset_add(mtci_rsa_keyset *ks, const mtci_rsa_key *k) {
   size_t i = index_of(ks, k->fingerprint);
   if (i == ks->count) {
     if (ks->count >= MTCI_RSA_KEYSET_MAX) return MTC_ERR_AUTH_KEYSET_FULL;
+    if (ks->count == ks->cap) {
+      size_t cap = ks->cap ? ks->cap * 2 : 1;
+      if (cap > MTCI_RSA_KEYSET_MAX) cap = MTCI_RSA_KEYSET_MAX;
+      mtci_rsa_key *a = realloc(ks->keys, cap * sizeof *a); /* public keys: nothing to wipe */
+      if (!a) return MTC_ERR_NOMEM;
+      ks->keys = a;
+      ks->cap = cap;
+    }
     ks->count++;
   }
   ks->keys[i] = *k;
@@ -48,6 +57,7 @@ int mtci_rsa_keyset_add_builtin(mtci_rsa_keyset *ks, int test_dcs) {
 }
 
 int mtci_rsa_keyset_remove(mtci_rsa_keyset *ks, uint64_t fingerprint) {
+  if (!ks) return 0;
   size_t i = index_of(ks, fingerprint);
   if (i == ks->count) return 0;
   /* Keep insertion order for the rest. */
@@ -57,7 +67,11 @@ int mtci_rsa_keyset_remove(mtci_rsa_keyset *ks, uint64_t fingerprint) {
   return 1;
 }
 
-void mtci_rsa_keyset_clear(mtci_rsa_keyset *ks) { mtci_rsa_keyset_init(ks); }
+void mtci_rsa_keyset_clear(mtci_rsa_keyset *ks) {
+  if (!ks) return;
+  free(ks->keys);
+  mtci_rsa_keyset_init(ks);
+}
 
 const mtci_rsa_key *mtci_rsa_keyset_find(const mtci_rsa_keyset *ks, uint64_t fingerprint) {
   if (!ks) return NULL;

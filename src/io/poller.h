@@ -79,9 +79,10 @@ typedef struct mtci_poller {
   void (*watch_fd)(void *user_data, int fd, unsigned events);
   void (*set_timer)(void *user_data, int64_t delay_ms);
   void *user_data;
-  /* fd table, dense (order is not stable) */
+  /* fd table, dense (order is not stable); the arrays grow on demand
+   * (cap_fds) up to max_fds, so an idle context holds a few entries */
   mtci_poller_entry *entries;
-  size_t n_entries, max_fds;
+  size_t n_entries, cap_fds, max_fds;
   uint64_t next_serial;
   /* OWN mode: the poll() set of the current round and its entries' serials;
    * slot 0 is the wakeup fd */
@@ -92,7 +93,7 @@ typedef struct mtci_poller {
   /* deadline slots: deadlines[i] < 0 = none; used[i] = slot allocated */
   int64_t *deadlines;
   unsigned char *deadline_used;
-  size_t max_deadlines;
+  size_t cap_deadlines, max_deadlines; /* allocated slots, limit */
   int64_t min_deadline; /* < 0: none */
   int64_t armed;        /* deadline the host's timer is set for, < 0: none */
 } mtci_poller;

@@ -95,6 +95,49 @@ int mtci_poller_wakeup_fd(const mtci_poller *p) { return p ? p->wake_rd : -1; }
 
 /* ---- lifetime ------------------------------------------------------------------ */
 
+#define FDS_FIRST 4
+#define DEADLINES_FIRST 2
+
+/* Double the fd table (and OWN mode's poll set: one more for the wakeup
+ * fd), up to max_fds. realloc keeps the contents, so a poll round that is
+ * dispatching while a callback adds an fd still reads its own set. */
+static int grow_fds(mtci_poller *p) {
+  if (p->cap_fds >= p->max_fds) return MTC_ERR_IO_TABLE_FULL;
+  size_t cap = p->cap_fds ? p->cap_fds * 2 : FDS_FIRST;
+  if (cap > p->max_fds) cap = p->max_fds;
+  mtci_poller_entry *e = realloc(p->entries, cap * sizeof *e);
+  if (!e) return MTC_ERR_NOMEM;
+  p->entries = e;
+  if (!p->watch_fd) {
+    struct pollfd *f = realloc(p->pfds, (cap + 1) * sizeof *f);
+    if (!f) return MTC_ERR_NOMEM;
+    p->pfds = f;
+    uint64_t *sr = realloc(p->pserials, (cap + 1) * sizeof *sr);
+    if (!sr) return MTC_ERR_NOMEM;
+    p->pserials = sr;
+  }
+  p->cap_fds = cap;
+  return 0;
+}
+
+static int grow_deadlines(mtci_poller *p) {
+  if (p->cap_deadlines >= p->max_deadlines) return MTC_ERR_IO_TABLE_FULL;
+  size_t cap = p->cap_deadlines ? p->cap_deadlines * 2 : DEADLINES_FIRST;
+  if (cap > p->max_deadlines) cap = p->max_deadlines;
+  int64_t *d = realloc(p->deadlines, cap * sizeof *d);
+  if (!d) return MTC_ERR_NOMEM;
+  p->deadlines = d;
+  unsigned char *u = realloc(p->deadline_used, cap);
+  if (!u) return MTC_ERR_NOMEM;
+  p->deadline_used = u;
+  for (size_t i = p->cap_deadlines; i < cap; i++) {
+    d[i] = -1;
+    u[i] = 0;
+  }
+  p->cap_deadlines = cap;
+  return 0;
+}
+
 int mtci_poller_init(mtci_poller *p, const mtci_poller_config *cfg) {
   if (!p) return MTC_ERR_INVALID_ARG;
   memset(p, 0, sizeof *p);
@@ -107,31 +150,19 @@ int mtci_poller_init(mtci_poller *p, const mtci_poller_config *cfg) {
   size_t max_dl = cfg->max_deadlines ? cfg->max_deadlines : MTCI_POLLER_DEFAULT_MAX_DEADLINES;
   if (max_fds > POLLER_LIMIT || max_dl > POLLER_LIMIT) return MTC_ERR_INVALID_ARG;
 
-  p->entries = calloc(max_fds, sizeof *p->entries);
-  p->deadlines = calloc(max_dl, sizeof *p->deadlines);
-  p->deadline_used = calloc(max_dl, 1);
-  if (!cfg->watch_fd) {
-    p->pfds = calloc(max_fds + 1, sizeof *p->pfds);
-    p->pserials = calloc(max_fds + 1, sizeof *p->pserials);
-  }
-  if (!p->entries || !p->deadlines || !p->deadline_used ||
-      (!cfg->watch_fd && (!p->pfds || !p->pserials))) {
-    mtci_poller_free(p);
-    return MTC_ERR_NOMEM;
-  }
-  if (!cfg->watch_fd) {
-    int rc = wake_open(p);
-    if (rc != 0) {
-      mtci_poller_free(p);
-      return rc;
-    }
-  }
-  for (size_t i = 0; i < max_dl; i++) p->deadlines[i] = -1;
   p->watch_fd = cfg->watch_fd;
-  p->set_timer = cfg->set_timer;
-  p->user_data = cfg->user_data;
   p->max_fds = max_fds;
   p->max_deadlines = max_dl;
+  /* start small: the arrays grow as fds and deadlines are added */
+  int rc = grow_fds(p);
+  if (rc == 0) rc = grow_deadlines(p);
+  if (rc == 0 && !cfg->watch_fd) rc = wake_open(p);
+  if (rc != 0) {
+    mtci_poller_free(p);
+    return rc;
+  }
+  p->set_timer = cfg->set_timer;
+  p->user_data = cfg->user_data;
   p->next_serial = 1;
   return 0;
 }
@@ -158,7 +189,10 @@ int mtci_poller_add(mtci_poller *p, int fd, unsigned events, mtci_poller_fn fn, 
   if (!p || !p->entries || fd < 0 || !fn || (events & ~IO_MASK)) return MTC_ERR_INVALID_ARG;
   if (fd == p->wake_rd || fd == p->wake_wr) return MTC_ERR_IO_FD_EXISTS;
   if (find(p, fd)) return MTC_ERR_IO_FD_EXISTS;
-  if (p->n_entries >= p->max_fds) return MTC_ERR_IO_TABLE_FULL;
+  if (p->n_entries >= p->cap_fds) {
+    int rc = grow_fds(p);
+    if (rc) return rc;
+  }
   mtci_poller_entry *e = &p->entries[p->n_entries++];
   e->fd = fd;
   e->events = events;
@@ -262,7 +296,7 @@ int mtci_poller_run(mtci_poller *p, int timeout_ms) {
 
 static void recompute_min(mtci_poller *p) {
   int64_t m = -1;
-  for (size_t i = 0; i < p->max_deadlines; i++) {
+  for (size_t i = 0; i < p->cap_deadlines; i++) {
     int64_t d = p->deadlines[i];
     if (d >= 0 && (m < 0 || d < m)) m = d;
   }
@@ -283,18 +317,22 @@ void mtci_poller_timer_fired(mtci_poller *p) {
 
 int mtci_poller_deadline_new(mtci_poller *p) {
   if (!p || !p->deadline_used) return MTC_ERR_INVALID_ARG;
-  for (size_t i = 0; i < p->max_deadlines; i++) {
-    if (!p->deadline_used[i]) {
-      p->deadline_used[i] = 1;
-      p->deadlines[i] = -1;
-      return (int)i;
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < p->cap_deadlines; i++) {
+      if (!p->deadline_used[i]) {
+        p->deadline_used[i] = 1;
+        p->deadlines[i] = -1;
+        return (int)i;
+      }
     }
+    int rc = grow_deadlines(p);
+    if (rc) return rc;
   }
   return MTC_ERR_IO_TABLE_FULL;
 }
 
 int mtci_poller_deadline_set(mtci_poller *p, int id, int64_t at_ms, int64_t now_ms) {
-  if (!p || id < 0 || (size_t)id >= p->max_deadlines || !p->deadline_used[id])
+  if (!p || id < 0 || (size_t)id >= p->cap_deadlines || !p->deadline_used[id])
     return MTC_ERR_INVALID_ARG;
   if (at_ms < 0) at_ms = -1;
   int64_t old = p->deadlines[id];
