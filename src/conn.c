@@ -1,6 +1,7 @@
 /* One client connection: stack + key creation + session (see conn.h). */
 #include "conn.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int mtci_conn_fail(mtci_conn *c, int err) {
@@ -54,13 +55,22 @@ int mtci_conn_connected(mtci_conn *c, int64_t now_ms, int64_t timeout_ms) {
   return 0;
 }
 
+/* End the key creation: wipe and free its state. */
+static void hs_drop(mtci_conn *c) {
+  if (!c->hs) return;
+  mtci_handshake_free(c->hs);
+  mtci_zeroize(c->hs, sizeof *c->hs);
+  free(c->hs);
+  c->hs = NULL;
+}
+
 /* Queue the handshake's pending request in its envelope. */
 static int send_hs_request(mtci_conn *c, int64_t now_ms) {
   uint8_t env[MTCI_UNENC_HEADER_LEN + MTCI_HS_REQ_MAX];
   size_t n = 0;
-  int rc = mtci_handshake_emit_envelope(&c->hs, (double)now_ms / 1000.0, env, sizeof env, &n);
+  int rc = mtci_handshake_emit_envelope(c->hs, (double)now_ms / 1000.0, env, sizeof env, &n);
   if (!rc) rc = mtci_stack_send_packet(&c->st, env, n, 0);
-  c->hs_last_msg_id = c->hs.last_msg_id;
+  c->hs_last_msg_id = c->hs->last_msg_id;
   mtci_zeroize(env, sizeof env);
   if (!rc) c->packets_out++;
   return rc;
@@ -69,15 +79,16 @@ static int send_hs_request(mtci_conn *c, int64_t now_ms) {
 int mtci_conn_start_auth(mtci_conn *c, const mtci_handshake_params *p, int64_t now_ms,
                          int64_t timeout_ms) {
   if (c->phase == MTCI_CONN_DEAD) return c->err;
-  if (c->phase != MTCI_CONN_IDLE || c->sess || c->hs_up) return MTC_ERR_INVALID_ARG;
-  int rc = mtci_handshake_init(&c->hs, p);
+  if (c->phase != MTCI_CONN_IDLE || c->sess || c->hs) return MTC_ERR_INVALID_ARG;
+  c->hs = calloc(1, sizeof *c->hs);
+  if (!c->hs) return mtci_conn_fail(c, MTC_ERR_NOMEM);
+  int rc = mtci_handshake_init(c->hs, p);
   if (rc) {
-    mtci_handshake_free(&c->hs);
+    hs_drop(c);
     return mtci_conn_fail(c, rc);
   }
-  c->hs_up = 1;
-  c->hs.last_msg_id = c->hs_last_msg_id; /* a second key on this connection (PFS): ids go on rising */
-  rc = mtci_handshake_start(&c->hs);
+  c->hs->last_msg_id = c->hs_last_msg_id; /* a second key on this connection (PFS): ids go on rising */
+  rc = mtci_handshake_start(c->hs);
   if (rc != MTCI_HS_SEND) return mtci_conn_fail(c, rc < 0 ? rc : MTC_ERR_AUTH_STATE);
   rc = send_hs_request(c, now_ms);
   if (rc) return mtci_conn_fail(c, rc);
@@ -114,19 +125,18 @@ void mtci_conn_detach(mtci_conn *c) {
 static int on_packet(mtci_conn *c, const uint8_t *p, size_t n, int64_t now_ms) {
   c->packets_in++;
   if (c->phase == MTCI_CONN_AUTH) {
-    int rc = mtci_handshake_feed_envelope(&c->hs, p, n, (double)now_ms / 1000.0);
+    int rc = mtci_handshake_feed_envelope(c->hs, p, n, (double)now_ms / 1000.0);
     if (rc == MTCI_HS_SEND) {
       c->healthy = 1;
       return send_hs_request(c, now_ms);
     }
     if (rc == MTCI_HS_FINISHED) {
       c->healthy = 1;
-      rc = mtci_handshake_result(&c->hs, &c->key);
+      rc = mtci_handshake_result(c->hs, &c->key);
       if (rc) return rc;
       c->key_done = 1;
-      c->hs_last_msg_id = c->hs.last_msg_id;
-      mtci_handshake_free(&c->hs);
-      c->hs_up = 0;
+      c->hs_last_msg_id = c->hs->last_msg_id;
+      hs_drop(c);
       c->phase = MTCI_CONN_IDLE;
       c->phase_deadline = INT64_MAX;
       return 0;
@@ -247,6 +257,15 @@ int mtci_conn_on_deadline(mtci_conn *c, int64_t now_ms) {
   }
 }
 
+void mtci_conn_trim(mtci_conn *c) {
+  if (!c) return;
+  if (c->stack_up) mtci_stack_trim(&c->st);
+  if (c->w_up) { /* flush() sets it up again */
+    mtci_tl_writer_free(&c->w);
+    c->w_up = 0;
+  }
+}
+
 uint64_t mtci_conn_bytes_in(const mtci_conn *c) { return c->stack_up ? mtci_stack_bytes_in(&c->st) : 0; }
 uint64_t mtci_conn_bytes_out(const mtci_conn *c) {
   return c->stack_up ? mtci_stack_bytes_out(&c->st) : 0;
@@ -255,7 +274,7 @@ uint64_t mtci_conn_bytes_out(const mtci_conn *c) {
 void mtci_conn_free(mtci_conn *c) {
   if (!c) return;
   mtci_conn_detach(c);
-  if (c->hs_up) mtci_handshake_free(&c->hs);
+  hs_drop(c);
   mtci_auth_result_clear(&c->key);
   if (c->stack_up) mtci_stack_free(&c->st);
   if (c->w_up) mtci_tl_writer_free(&c->w);

@@ -58,8 +58,7 @@ typedef struct mtci_conn {
   int64_t phase_deadline;
   int stack_up;        /* mtci_stack_init succeeded */
   mtci_stack st;
-  int hs_up;           /* mtci_handshake_init succeeded */
-  mtci_handshake hs;
+  mtci_handshake *hs;  /* heap, only while a key is being made (2 KiB an idle connection need not hold) */
   int key_done;        /* the key is made: key holds it until the caller takes it */
   mtci_auth_result key;
   int64_t hs_last_msg_id; /* last unencrypted msg_id: a session on this connection continues above */
@@ -130,6 +129,12 @@ int64_t mtci_conn_deadline(const mtci_conn *c);
 /* Phase timeouts (MTC_ERR_TIMEOUT, DEAD) and the session's timers. Returns
  * 0 or a negative error. */
 int mtci_conn_on_deadline(mtci_conn *c, int64_t now_ms);
+
+/* The connection went idle (nothing in flight, nothing to write): free what
+ * only traffic needs, i.e. the stack's empty buffers (mtci_stack_trim) and
+ * the packet scratch. Pending bytes and partial frames are kept; the next
+ * traffic allocates again. Safe in any phase, on a zeroed or freed c. */
+void mtci_conn_trim(mtci_conn *c);
 
 uint64_t mtci_conn_bytes_in(const mtci_conn *c);
 uint64_t mtci_conn_bytes_out(const mtci_conn *c);

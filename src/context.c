@@ -439,7 +439,9 @@ static void give_up(mtc_context *ctx, mtci_slot *s, int err) {
   LOGW("dc %d (%s %d): giving up: %s", dc_id_of(ctx, s), slot_kind(s), s->index, mtc_strerror(err));
   report(ctx, s, MTC_CONN_FAILED, err);
   fail_slot_requests(ctx, s,
-                     err == MTC_ERR_NO_ADDRESS || err == MTC_ERR_UNREACHABLE ? err : MTC_ERR_CONNECT);
+                     err == MTC_ERR_NO_ADDRESS || err == MTC_ERR_UNREACHABLE || err == MTC_ERR_PROXY_HOST
+                         ? err
+                         : MTC_ERR_CONNECT);
 }
 
 static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
@@ -819,15 +821,8 @@ static size_t build_cands(mtc_context *ctx, mtci_slot *s) {
   if (mtci_ctx_cands_alloc(s) < 0) return 0;
   const mtci_proxy_link *p = &ctx->set.proxy;
   if (ctx->set.has_proxy && p->type == MTCI_PROXY_MTPROTO) {
-    mtci_dc_addr *a = &s->cands[0];
-    memset(a, 0, sizeof *a);
-    size_t hl = strlen(p->host); /* an IP literal (checked at init): fits */
-    if (hl >= sizeof a->ip) hl = sizeof a->ip - 1;
-    memcpy(a->ip, p->host, hl);
-    a->port = p->port;
-    a->flags = p->family == MTCI_HOST_IPV6 ? MTC_ADDR_IPV6 : 0;
-    s->n_cands = 1;
-    return 1;
+    s->n_cands = mtci_ctx_proxy_cands(ctx, s->cands, MTCI_DC_MAX_ADDRS); /* the proxy's IPs */
+    return s->n_cands;
   }
   mtci_dc *dc = dc_of(ctx, s);
   mtci_choice ch;
@@ -846,6 +841,7 @@ static size_t build_cands(mtc_context *ctx, mtci_slot *s) {
 
 static void round_over(mtc_context *ctx, mtci_slot *s, int64_t now) {
   int err = s->round_err ? s->round_err : MTC_ERR_IO_CONNECT;
+  mtci_ctx_proxy_round_failed(ctx, s->n_cands);
   mtci_ctx_cands_drop(s);
   s->opened_once = 1;
   attempt_failed(ctx, s, err, now);
@@ -872,7 +868,7 @@ static void dial_next(mtc_context *ctx, mtci_slot *s, int64_t now) {
     const char *dial_ip = a->ip;
     uint16_t dial_port = a->port;
     if (ctx->set.has_proxy && ctx->set.proxy.type == MTCI_PROXY_SOCKS5) {
-      dial_ip = ctx->set.proxy.host;
+      dial_ip = mtci_ctx_proxy_dial_ip(ctx); /* resolved if a host name */
       dial_port = ctx->set.proxy.port;
     }
     int reason = s->opened_once ? MTC_REASON_RECONNECT
@@ -1122,6 +1118,7 @@ static void dial_won(mtc_context *ctx, mtci_slot *s, int k, int64_t now) {
   s->dials[k] = NULL;
   x->ctr.connects_succeeded++;
   mtci_dc_note_success(dc, c->ip, c->port, now);
+  mtci_ctx_proxy_dial_ok(ctx);
   ctx->dirty_minor = 1;
   for (int j = 0; j < MTCI_CTX_RACE; j++) {
     if (s->dials[j]) {
@@ -1713,6 +1710,7 @@ static void service_slot(mtc_context *ctx, mtci_slot *s, int64_t now) {
   if (!slot_wanted(ctx, s) || s->gave_up || now < s->retry_at) return;
   mtci_ctx_dc *x = dcx_of(ctx, s);
   if (!dc_of(ctx, s)->has_perm && x->keying && x->keying != s) return;
+  if (!mtci_ctx_proxy_ready(ctx, now)) return; /* the proxy's host name is being resolved */
   start_round(ctx, s, now);
 }
 
@@ -1768,6 +1766,13 @@ static void flush_all(mtc_context *ctx, int64_t now) {
         }
       }
       write_out(ctx, s, now);
+      /* idle (nothing in flight, nothing left to write): give the buffers
+       * back; a busy connection keeps them so large transfers do not
+       * reallocate for every packet */
+      const uint8_t *left;
+      if (s->conn == c && c->phase == MTCI_CONN_READY && !slot_busy(s) &&
+          mtci_conn_pending(c, &left) == 0)
+        mtci_conn_trim(c);
     }
   }
 }
@@ -1839,7 +1844,8 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx) {
         continue;
       }
       int waits_key = !ctx->dcs.dcs[i]->has_perm && x->keying && x->keying != s;
-      if (slot_wanted(ctx, s) && !s->gave_up && !waits_key) t = min64(t, s->retry_at);
+      if (slot_wanted(ctx, s) && !s->gave_up && !waits_key)
+        t = min64(t, mtci_ctx_proxy_gate(ctx, s->retry_at)); /* later while the proxy resolves */
     }
   }
   if (ctx->dirty_minor) t = min64(t, ctx->last_save_ms + MTCI_CTX_SAVE_THROTTLE_MS);
@@ -2005,8 +2011,8 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
       if (msg && msg_len) snprintf(msg, msg_len, "settings.proxy: %s", why ? why : mtc_strerror(rc));
       return MTC_ERR_INVALID_ARG;
     }
-    if (t->proxy.family == MTCI_HOST_NAME)
-      return fail_msg(msg, msg_len, MTC_ERR_PROXY_HOST, "settings.proxy: the server must be an IP literal");
+    rc = mtci_ctx_proxy_init(ctx, msg, msg_len); /* host names are resolved when dialing */
+    if (rc) return rc;
     if (tr == MTC_TRANSPORT_FULL && t->proxy.type == MTCI_PROXY_MTPROTO)
       return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG, "an MTProxy cannot carry the full transport");
     t->has_proxy = 1;
@@ -2147,6 +2153,7 @@ int mtc_invoke(mtc_context *ctx, const mtc_invoke_options *opts, const uint8_t *
   if (target == MTC_TARGET_MEDIA && (dc_id < 0 || dc_id > MTCI_DC_MAX_ID)) return MTC_ERR_DC_UNKNOWN;
   if (opts && opts->timeout_ms < 0) return MTC_ERR_INVALID_ARG;
   mtci_ctx_enter(ctx);
+  mtci_ctx_disc_note_request(ctx, body, len);
   mtci_req *r = req_new(ctx, MTCI_REQ_APP, target, target == MTC_TARGET_MAIN ? 0 : dc_id, body, len);
   if (!r) {
     mtci_ctx_leave(ctx);
@@ -2278,6 +2285,7 @@ int mtc_context_counters(const mtc_context *ctx, mtc_counters *out) {
   out->state_save_errors = ctx->save_errors;
   out->requests_pending = ctx->n_reqs;
   mtci_ctx_disc_counters(ctx, out);
+  out->dns_queries += ctx->proxy_res.dns_queries; /* the proxy's host lookups */
   return 0;
 }
 
@@ -2375,5 +2383,8 @@ int mtc_context_counters_json(const mtc_context *ctx, char **json) {
 
 int mtci_ctx_slot_wanted(const mtc_context *ctx, const mtci_slot *s) { return slot_wanted(ctx, s); }
 void mtci_ctx_give_up(mtc_context *ctx, mtci_slot *s, int err) { give_up(ctx, s, err); }
+void mtci_ctx_attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
+  attempt_failed(ctx, s, err, now);
+}
 void mtci_ctx_emit(mtc_context *ctx, const mtc_event *ev) { emit(ctx, ev); }
 mtci_slot *mtci_ctx_slot(mtc_context *ctx, size_t i, int k) { return slot_at(ctx, i, k); }

@@ -41,6 +41,7 @@
 #include "auth/rsa_keyset.h"
 #include "conn.h"
 #include "context_discovery.h"
+#include "context_proxy.h"
 #include "dc.h"
 #include "io/poller.h"
 #include "mtconn/mtconn.h"
@@ -86,6 +87,11 @@ typedef struct mtci_ctx_io {
    * it never ran). */
   int (*disc_start)(void *ud, int64_t now_ms, int64_t time_offset_s);
   void (*disc_counters)(void *ud, mtci_discovery_counters *out);
+  /* The proxy's host name (context_proxy.h): start an A + AAAA lookup (0:
+   * the result comes through mtci_ctx_proxy_resolved; or an error: no
+   * result); *questions = DNS questions asked. A new lookup replaces one
+   * under way. */
+  int (*resolve)(void *ud, const char *host, unsigned *questions);
 } mtci_ctx_io;
 
 /* Settings after validation and defaults; strings owned. */
@@ -214,6 +220,7 @@ struct mtc_context {
   int config_wanted, config_inflight, config_done;
   int config_dc;          /* the next help.getConfig goes to this DC (0: the main DC) */
   mtci_ctx_disc disc;     /* endpoint discovery (context_discovery.c) */
+  mtci_proxy_res proxy_res; /* the proxy's server address (context_proxy.c) */
   /* shell (context_os.c) */
   mtci_poller poller;
   int poller_up;
@@ -221,6 +228,8 @@ struct mtc_context {
   void *drbg;
   void *runner;           /* mtc_runner * while a runner owns the context */
   mtci_discovery *discovery; /* created on the first run */
+  struct mtci_dns *proxy_dns; /* the proxy host's resolver, created on first use */
+  uint32_t proxy_dns_id;   /* its lookup under way, 0 none */
 };
 
 /* The context's data of DC index i (< ctx->dcs.n). */
@@ -270,9 +279,13 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx);
 
 /* The slot has work or keeps the main session. */
 int mtci_ctx_slot_wanted(const mtc_context *ctx, const mtci_slot *s);
-/* Give up on the slot: FAILED, its requests fail (err MTC_ERR_NO_ADDRESS or
- * MTC_ERR_UNREACHABLE as is, anything else as MTC_ERR_CONNECT). */
+/* Give up on the slot: FAILED, its requests fail (err MTC_ERR_NO_ADDRESS,
+ * MTC_ERR_UNREACHABLE or MTC_ERR_PROXY_HOST as is, anything else as
+ * MTC_ERR_CONNECT). */
 void mtci_ctx_give_up(mtc_context *ctx, mtci_slot *s, int err);
+/* A connect attempt of the slot failed with err (back-off; at
+ * max_connect_attempts: give up). Used by context_proxy.c too. */
+void mtci_ctx_attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now);
 /* Pass an event to on_event (not while closing). */
 void mtci_ctx_emit(mtc_context *ctx, const mtc_event *ev);
 /* Slot k of DC index i: 0 = main, 1.. = media. */

@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "discovery/doh_request.h"
+#include "mtconn/tl_api.h"
 #include "policy.h"
+#include "tl/tl.h"
 
 #define LOGW(...) mtci_ctx_log(ctx, MTC_LOG_WARN, __VA_ARGS__)
 #define LOGI(...) mtci_ctx_log(ctx, MTC_LOG_INFO, __VA_ARGS__)
@@ -95,6 +98,33 @@ static int copy_str(char **dst, const char *src, size_t max, const char *name, c
 
 static uint32_t pick_u32(int v, uint32_t def) { return v > 0 ? (uint32_t)v : def; }
 
+/* The digits of a phone number into out (MTCI_CTX_DISC_PHONE_MAX + 1).
+ * 0, or -1 when text holds anything but digits, spaces and "+-()" or is too
+ * long. */
+static int phone_digits(const char *text, size_t len, char *out) {
+  size_t n = 0;
+  if (len > MTCI_CTX_DISC_PHONE_MAX) return -1;
+  for (size_t i = 0; i < len; i++) {
+    char ch = text[i];
+    if (ch >= '0' && ch <= '9') out[n++] = ch;
+    else if (ch != ' ' && ch != '+' && ch != '-' && ch != '(' && ch != ')') return -1;
+  }
+  out[n] = 0;
+  return 0;
+}
+
+void mtci_ctx_disc_note_request(mtc_context *ctx, const uint8_t *body, size_t len) {
+  mtci_ctx_disc_settings *t = &ctx->disc.set;
+  if (t->phone_given || len < 8 || mtci_le32(body) != MTC_TL_ID_fn_auth_sendCode) return;
+  /* auth.sendCode#a677244f phone_number:string api_id:int ... */
+  mtci_tl_reader r;
+  mtci_tl_reader_init(&r, body + 4, len - 4);
+  size_t n = 0;
+  const uint8_t *p = mtci_tl_read_bytes(&r, &n);
+  char digits[MTCI_CTX_DISC_PHONE_MAX + 1];
+  if (p && phone_digits((const char *)p, n, digits) == 0) memcpy(t->phone, digits, sizeof digits);
+}
+
 int mtci_ctx_disc_init(mtc_context *ctx, const mtc_settings *s, int builtin_seeds, char *msg,
                        size_t msg_len) {
   mtci_ctx_disc *d = &ctx->disc;
@@ -139,11 +169,19 @@ int mtci_ctx_disc_init(mtc_context *ctx, const mtc_settings *s, int builtin_seed
     if (rc) return rc;
   }
   if (s->simple_config_key_pem) {
-    rc = mtci_rsa_key_from_pem(&t->key, s->simple_config_key_pem, strlen(s->simple_config_key_pem));
-    if (rc || t->key.n_len != MTCI_SCONF_CIPHER_LEN)
+    t->key = calloc(1, sizeof *t->key);
+    if (!t->key) return fail_msg(msg, msg_len, MTC_ERR_NOMEM, "out of memory");
+    rc = mtci_rsa_key_from_pem(t->key, s->simple_config_key_pem, strlen(s->simple_config_key_pem));
+    if (rc || t->key->n_len != MTCI_SCONF_CIPHER_LEN)
       return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG,
                       "settings.simple_config_key_pem: not a 2048-bit RSA public key");
-    t->has_key = 1;
+  }
+  if (s->phone_number) {
+    if (phone_digits(s->phone_number, strnlen(s->phone_number, MTCI_CTX_DISC_PHONE_MAX + 1),
+                     t->phone) != 0)
+      return fail_msg(msg, msg_len, MTC_ERR_INVALID_ARG,
+                      "settings.phone_number: at most 32 characters of digits, spaces and +-()");
+    t->phone_given = 1;
   }
   rc = copy_str(&t->ca_file, s->ca_file, 4096, "ca_file", msg, msg_len);
   if (!rc) rc = copy_str(&t->dns_servers, s->dns_servers, 1024, "dns_servers", msg, msg_len);
@@ -164,6 +202,7 @@ void mtci_ctx_disc_clear(mtc_context *ctx) {
   }
   free(t->ca_file);
   free(t->dns_servers);
+  free(t->key); /* a public key: the zeroize below is for the rest */
   mtci_zeroize(&ctx->disc, sizeof ctx->disc);
 }
 

@@ -58,14 +58,15 @@
 #define MTCI_CTX_DISC_MAX_REMEMBERED 64      /* discovered endpoints re-fronted after getConfig */
 
 /* Settings after validation (strings owned; NULL = none). */
+#define MTCI_CTX_DISC_PHONE_MAX 32 /* settings.phone_number, characters */
+
 typedef struct mtci_ctx_disc_settings {
   int enabled;               /* some source exists and no_discovery is 0 */
   char *google[MTCI_DISCOVERY_MAX_ENDPOINTS];
   size_t n_google;
   char *cloudflare[MTCI_DISCOVERY_MAX_ENDPOINTS];
   size_t n_cloudflare;
-  int has_key;               /* key set (else Telegram's) */
-  mtci_rsa_key key;
+  mtci_rsa_key *key;         /* configured key (heap), NULL: Telegram's */
   char *ca_file;
   char *dns_servers;
   int plain_dns;
@@ -73,6 +74,9 @@ typedef struct mtci_ctx_disc_settings {
   uint32_t connect_timeout_ms, request_timeout_ms, total_timeout_ms, stagger_ms;
   int after_failures;
   int64_t after_ms;
+  /* the phone for phone_prefix_rules: digits only, "" = before login */
+  char phone[MTCI_CTX_DISC_PHONE_MAX + 1];
+  int phone_given;           /* from settings: auth.sendCode does not replace it */
 } mtci_ctx_disc_settings;
 
 /* One endpoint of the last good config (no secret: the address set has it). */
@@ -109,6 +113,11 @@ struct mtci_slot;
  * with msg. */
 int mtci_ctx_disc_init(struct mtc_context *ctx, const mtc_settings *s, int builtin_seeds,
                        char *msg, size_t msg_len);
+/* A request the app invokes: an auth.sendCode gives the phone number the
+ * simple config's phone rules are matched against (unless settings gave
+ * one). Anything else is ignored. */
+void mtci_ctx_disc_note_request(struct mtc_context *ctx, const uint8_t *body, size_t len);
+
 /* Free the copied settings (mtci_ctx_destroy). */
 void mtci_ctx_disc_clear(struct mtc_context *ctx);
 

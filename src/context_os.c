@@ -10,6 +10,7 @@
 #include "context.h"
 #include "crypto/crypto.h"
 #include "discovery/discovery.h"
+#include "discovery/dns.h"
 #include "io/clock.h"
 #include "io/runner.h"
 #include "io/sock.h"
@@ -120,7 +121,7 @@ static int os_disc_start(void *ud, int64_t now_ms, int64_t time_offset_s) {
     ds.stagger_ms = t->stagger_ms;
     ds.use_plain_dns = t->plain_dns;
     ds.dns_servers = t->dns_servers;
-    ds.key = t->has_key ? &t->key : NULL;
+    ds.key = t->key;
     ds.random = ctx->rnd;
     ds.random_ud = ctx->rnd_ud;
     ds.now_ms = disc_now;
@@ -131,7 +132,8 @@ static int os_disc_start(void *ud, int64_t now_ms, int64_t time_offset_s) {
     if (rc) return rc;
   }
   mtci_discovery_set_time_offset(ctx->discovery, time_offset_s);
-  return mtci_discovery_start(ctx->discovery, now_ms, NULL, 0);
+  const char *phone = ctx->disc.set.phone; /* digits, "" before login */
+  return mtci_discovery_start(ctx->discovery, now_ms, phone[0] ? phone : NULL, strlen(phone));
 }
 
 static void os_disc_counters(void *ud, mtci_discovery_counters *out) {
@@ -144,12 +146,52 @@ static void disc_tick(mtc_context *ctx) {
   if (ctx->discovery) mtci_discovery_on_timeout(ctx->discovery, os_now(ctx));
 }
 
+/* ---- the proxy's host name: c-ares on the context's poller -------------------------- */
+
+/* Runs from the poller's fd callback or proxy_tick, inside an entry point. */
+static void proxy_dns_done(void *ud, uint32_t id, int err, const mtci_dns_addrs *a) {
+  mtc_context *ctx = ud;
+  if (id == ctx->proxy_dns_id) ctx->proxy_dns_id = 0;
+  mtci_ctx_proxy_resolved(ctx, err, a, os_now(ctx));
+}
+
+static int os_resolve(void *ud, const char *host, unsigned *questions) {
+  mtc_context *ctx = ud;
+  *questions = 0;
+  if (!ctx->proxy_dns) {
+    mtci_dns_config dc;
+    memset(&dc, 0, sizeof dc);
+    dc.poller = &ctx->poller;
+    dc.now_ms = disc_now;
+    dc.now_ud = ctx;
+    dc.servers = ctx->disc.set.dns_servers; /* NULL: the system's resolvers */
+    int64_t t = ctx->set.connect_timeout_ms; /* a lookup is part of a connect: min(it, 5 s) */
+    if (t <= 0 || t > MTCI_DNS_DEFAULT_TIMEOUT_MS) t = MTCI_DNS_DEFAULT_TIMEOUT_MS;
+    dc.timeout_ms = (uint32_t)t;
+    int rc = mtci_dns_new(&dc, &ctx->proxy_dns);
+    if (rc) return rc;
+  }
+  if (ctx->proxy_dns_id) (void)mtci_dns_cancel(ctx->proxy_dns, ctx->proxy_dns_id); /* replaced */
+  ctx->proxy_dns_id = 0;
+  uint64_t before = mtci_dns_queries(ctx->proxy_dns);
+  int rc = mtci_dns_lookup_host(ctx->proxy_dns, host, proxy_dns_done, ctx, &ctx->proxy_dns_id);
+  *questions = (unsigned)(mtci_dns_queries(ctx->proxy_dns) - before);
+  return rc;
+}
+
+/* The resolver's timers (its per-lookup deadline, c-ares retries). */
+static void proxy_tick(mtc_context *ctx) {
+  if (ctx->proxy_dns) mtci_dns_on_timeout(ctx->proxy_dns, os_now(ctx));
+}
+
 /* ---- creation ---------------------------------------------------------------------- */
 
 static void free_now(mtc_context *ctx) {
   mtci_ctx_shutdown(ctx);
   mtci_discovery_free(ctx->discovery); /* its fds and deadline leave the poller */
   ctx->discovery = NULL;
+  mtci_dns_free(ctx->proxy_dns); /* pending lookups end without callbacks */
+  ctx->proxy_dns = NULL;
   mtci_ctx_destroy(ctx);
   if (ctx->poller_up) mtci_poller_free(&ctx->poller);
   if (ctx->drbg) mtci_drbg_free(ctx->drbg);
@@ -217,6 +259,7 @@ int mtc_context_new(mtc_context **out, const mtc_settings *settings,
   ctx->io.finalize = os_finalize;
   ctx->io.disc_start = os_disc_start;
   ctx->io.disc_counters = os_disc_counters;
+  ctx->io.resolve = os_resolve;
   char msg[256] = "";
   int rc = mtci_ctx_init(ctx, settings, callbacks, user_data, msg, sizeof msg);
   if (rc) {
@@ -294,6 +337,7 @@ int mtc_context_on_timeout(mtc_context *ctx) {
   mtci_ctx_enter(ctx);
   mtci_poller_timer_fired(&ctx->poller);
   disc_tick(ctx);
+  proxy_tick(ctx);
   mtci_ctx_leave(ctx); /* runs what is due and re-arms */
   return 0;
 }
@@ -312,6 +356,7 @@ static int run_round(mtc_context *ctx, int max_ms) {
   if (wait > 3600000) wait = 3600000;
   int rc = mtci_poller_run(&ctx->poller, (int)wait);
   disc_tick(ctx);
+  proxy_tick(ctx);
   mtci_ctx_leave(ctx);
   return rc < 0 ? rc : 0;
 }

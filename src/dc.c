@@ -72,8 +72,8 @@ mtci_dc *mtci_dc_get(mtci_dc_table *t, int dc_id) {
 int mtci_dc_reserve_addrs(mtci_dc *dc, size_t n) {
   if (n > MTCI_DC_MAX_ADDRS) return MTC_ERR_NOMEM;
   if (n <= dc->cap_addrs) return 0;
-  /* grow by pairs (an IPv4 and an IPv6 endpoint usually come together) */
-  size_t cap = dc->cap_addrs ? dc->cap_addrs * 2 : 2;
+  /* 1, 2, 4 ...: most DCs hold one or two endpoints */
+  size_t cap = dc->cap_addrs ? dc->cap_addrs * 2 : 1;
   while (cap < n) cap *= 2;
   if (cap > MTCI_DC_MAX_ADDRS) cap = MTCI_DC_MAX_ADDRS;
   mtci_dc_addr *a = calloc(cap, sizeof *a);

@@ -126,7 +126,7 @@ const char *mtc_strerror(int code) {
   case MTC_ERR_MIGRATE_LOOP: return "too many DC migrations for one request";
   case MTC_ERR_REQUEST_UNKNOWN: return "no pending request with this id";
   case MTC_ERR_VERSION: return "struct version not supported";
-  case MTC_ERR_PROXY_HOST: return "proxy host is not an IP address literal";
+  case MTC_ERR_PROXY_HOST: return "proxy host name cannot be resolved";
   case MTC_ERR_KEY_DROPPED: return "the server forgot the auth key";
   case MTC_ERR_UNREACHABLE: return "DC unreachable: every known address failed and endpoint discovery found none";
   case MTC_ERR_IO_ADDRESS: return "not an IPv4/IPv6 address literal, or port 0";

@@ -2132,7 +2132,7 @@ TEST(api_args) {
   b.media_connections_per_dc = 9;
   CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_INVALID_ARG);
   b = s;
-  b.proxy = "tg://proxy?server=proxy.example.com&port=443&secret=00112233445566778899aabbccddeeff";
+  b.proxy = "tg://proxy?server=proxy.example.onion&port=443&secret=00112233445566778899aabbccddeeff";
   CHECK_EQ_INT(mtc_context_new(&ctx, &b, NULL, NULL), MTC_ERR_PROXY_HOST);
   b = s;
   b.proxy = "tg://proxy?server=127.0.0.1&port=0&secret=00";

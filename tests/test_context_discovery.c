@@ -635,6 +635,69 @@ static int blocked_seeds(int mode) {
   return 0;
 }
 
+/*
+ * phone_prefix_rules: the simple config gives DC 2 two endpoints, the
+ * working alternative port for "+1" numbers and a dead one (port 1) for
+ * "+44" numbers. Before login every rule applies; the login's auth.sendCode
+ * (+15550000005) tells the context the phone, so only the "+1" endpoint may
+ * enter DC 2's set. With settings.phone_number = "+44 20 7946 0000" the
+ * "+44" endpoint enters and the "+1" one does not.
+ */
+static int phone_rules(int given_uk) {
+  denv e;
+  REQ(denv_start(&e, 1, 0, 0) == 0);
+  uint16_t alt[5];
+  for (int dc = 1; dc <= 5; dc++) alt[dc - 1] = mock_dc_alt_port(e.cl, dc);
+  mock_sconf_ip ips[6];
+  mock_sconf_rule rules[6];
+  make_rules(alt, ips, rules);
+  rules[1].phone_prefix_rules = "+1";
+  memset(&ips[5], 0, sizeof ips[5]);
+  ips[5].ip[0] = 127;
+  ips[5].ip[3] = 1;
+  ips[5].port = 1; /* nothing listens there */
+  rules[5].phone_prefix_rules = "+44";
+  rules[5].dc_id = 2;
+  rules[5].ips = &ips[5];
+  rules[5].n_ips = 1;
+  REQ(mock_doh_set_rules(e.g, 0, 0, rules, 6) == 0);
+  REQ(mock_doh_set_rules(e.c, 0, 0, rules, 6) == 0);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  if (given_uk) s.phone_number = "+44 20 7946 0000";
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, given_uk ? "uk" : "learnt") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_send_code();
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = given_uk ? 3000 : 0; /* DC 2 has only dead endpoints then */
+  int rc = h_call(&h, &o, &q, &r, WAIT_MS);
+  if (!given_uk) REQ(rc == 0 && r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  res_clear(&r);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  REQ(c.discovery_runs == 1 && c.discovery_failures == 0);
+  REQ(h.log && !strstr(h.log, "15550000005") && !strstr(h.log, "2079460000")); /* never logged */
+  h_stop(&h);
+  int dead = state_addr_index(e.state_path, 2, 1);
+  int good = state_addr_index(e.state_path, 2, alt[1]);
+  fprintf(stderr, "    [%s] DC 2 after discovery: +44 endpoint at %d, +1 endpoint at %d\n",
+          given_uk ? "uk" : "learnt", dead, good);
+  if (given_uk) {
+    REQ(dead >= 0 && good == -1);
+  } else {
+    REQ(dead == -1 && good == 0);
+  }
+  free(h.log);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(phone_rules_learnt) { CHECK(phone_rules(0) == 0); }
+TEST(phone_rules_given) { CHECK(phone_rules(1) == 0); }
+
 TEST(blocked_seeds_run) { CHECK(blocked_seeds(MODE_RUN) == 0); }
 TEST(blocked_seeds_host) { CHECK(blocked_seeds(MODE_HOST) == 0); }
 
@@ -1074,6 +1137,11 @@ static int settings_checks(void) {
   b = s;
   b.discovery_after_ms = -1;
   REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  b = s;
+  b.phone_number = "+1 555 0100 x7"; /* not a phone number */
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
+  b.phone_number = "+1 (555) 000-0000-0000-0000-0000-0000"; /* over 32 characters */
+  REQ(mtc_context_new(&ctx, &b, NULL, NULL) == MTC_ERR_INVALID_ARG);
   REQ(ctx == NULL);
   /* no_discovery, and custom seeds without any source: the seeds' failure
    * is the answer (MTC_ERR_CONNECT), no request anywhere */
@@ -1131,7 +1199,7 @@ int main(int argc, char **argv) {
   static const struct test_case cases[] = {
       CASE(settings),        CASE(healthy_start), CASE(blocked_seeds_run), CASE(blocked_seeds_host),
       CASE(google_tampered), CASE(google_malformed), CASE(google_oversized), CASE(both_expired),
-      CASE(silent_seed),     CASE(secret_clock),
+      CASE(silent_seed),     CASE(secret_clock),     CASE(phone_rules_learnt), CASE(phone_rules_given),
   };
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -18,7 +18,12 @@
  * full + any secret. Duplicates a secret forces onto the same transport
  * (dd/ee with another codec, secret without obfuscation) are run once in
  * secret_forcing.
+ *
+ * Memory: drained buffers are kept up to MTCI_STACK_KEEP and mtci_stack_trim
+ * / mtci_conn_trim free only the empty ones (drained_buffers_kept_until_trim,
+ * conn_trim_releases_stack_buffers), observed through mtci_stack_heap_bytes.
  */
+#include "conn.h"
 #include "crypto/crypto.h"
 #include "test.h"
 #include "transport/stack.h"
@@ -1109,8 +1114,165 @@ TEST(announced_length_does_not_allocate) {
   setup_free(&su);
 }
 
+/* An MTProto-shaped (encrypted: auth_key_id != 0, 24 + 16k bytes) packet
+ * of n bytes; contents vary with seed. */
+static uint8_t *shaped_packet(size_t n, unsigned seed) {
+  uint8_t *p = malloc(n);
+  if (!p) abort();
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 131u + seed + (i >> 9));
+  p[0] |= 1;
+  return p;
+}
+
+static int got_is(const struct plist *l, size_t i, const uint8_t *d, size_t n) {
+  return l->n > i && l->len[i] == n && memcmp(l->data[i], d, n) == 0;
+}
+
+/* Drained buffers stay allocated while traffic flows, up to MTCI_STACK_KEEP,
+ * and mtci_stack_trim frees exactly the empty ones. ee: the fake-TLS send
+ * path (records written straight into the output queue). */
+static void retention_run(int *t_failed_, int ee) {
+  enum { BIG = 100008, SMALL = 40, MIB = (1 << 20) - 8 };
+  struct setup su;
+  struct xs_rng wire = {51};
+  if (ee) {
+    CHECK(ee_ready(&su, 50));
+  } else {
+    struct combo oi = {MTCI_CODEC_INTERMEDIATE, 1, SEC_NONE, 0};
+    CHECK_EQ_INT(setup_init(&su, &oi, 0, 50, 0), 0);
+    CHECK_EQ_INT(mtci_stack_start(&su.c.st, NOW), 1);
+    pump(&su.c, &su.pe, &wire, 0);
+  }
+  mtci_stack *st = &su.c.st;
+  struct peer *pe = &su.pe;
+  uint8_t *big = shaped_packet(BIG, 1), *small = shaped_packet(SMALL, 2);
+  uint8_t *mib = shaped_packet(MIB, 3), *snap = NULL;
+  const uint8_t *p;
+  int ok = 0;
+#define RQ(c)                                                                                      \
+  do {                                                                                             \
+    if (!(c)) {                                                                                    \
+      fprintf(stderr, "  %s:%d: CHECK failed (%s): %s\n", __FILE__, __LINE__, ee ? "ee" : "obfs",  \
+              #c);                                                                                 \
+      goto out;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  /* the output queue, drained, is kept and reused without growing */
+  RQ(mtci_stack_send_packet(st, big, BIG, 0) == 0);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && got_is(&pe->got, 0, big, BIG));
+  RQ(mtci_stack_pending(st, &p) == 0);
+  size_t h1 = mtci_stack_heap_bytes(st);
+  RQ(h1 >= BIG && h1 <= MTCI_STACK_KEEP);
+  RQ(mtci_stack_send_packet(st, big, BIG, 0) == 0);
+  RQ(mtci_stack_heap_bytes(st) == h1);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && got_is(&pe->got, 1, big, BIG));
+
+  /* the receive buffer, drained, is kept too */
+  peer_send(pe, big, BIG);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && got_is(&su.c.got, 0, big, BIG));
+  size_t h2 = mtci_stack_heap_bytes(st);
+  RQ(h2 > h1);
+
+  /* trim with bytes pending: they stay, byte for byte; only the empty
+   * receive buffer goes */
+  RQ(mtci_stack_send_packet(st, small, SMALL, 0) == 0);
+  RQ(mtci_stack_send_packet(st, big, BIG, 0) == 0);
+  size_t n = mtci_stack_pending(st, &p);
+  RQ(n > BIG + SMALL);
+  snap = malloc(n);
+  RQ(snap != NULL);
+  memcpy(snap, p, n);
+  peer_feed(pe, p, 100);
+  RQ(mtci_stack_consumed(st, 100) == 0);
+  mtci_stack_trim(st);
+  RQ(mtci_stack_heap_bytes(st) == h1);
+  RQ(mtci_stack_pending(st, &p) == n - 100 && memcmp(p, snap + 100, n - 100) == 0);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && pe->got.n == 4);
+  RQ(got_is(&pe->got, 2, small, SMALL) && got_is(&pe->got, 3, big, BIG));
+
+  /* trim when everything is drained: nothing left; the next bytes allocate */
+  mtci_stack_trim(st);
+  RQ(mtci_stack_heap_bytes(st) == 0);
+  RQ(mtci_stack_send_packet(st, small, SMALL, 0) == 0);
+  peer_send(pe, small, SMALL);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && got_is(&pe->got, 4, small, SMALL));
+  RQ(got_is(&su.c.got, 1, small, SMALL));
+
+  /* a partial frame survives trim */
+  mtci_stack_trim(st);
+  RQ(mtci_stack_heap_bytes(st) == 0);
+  peer_send(pe, big, BIG);
+  size_t half = (pe->out.len - pe->out.pos) / 2;
+  client_feed(&su.c, pe->out.p + pe->out.pos, half);
+  pe->out.pos += half;
+  RQ(!su.c.err && su.c.got.n == 2);
+  mtci_stack_trim(st);
+  RQ(mtci_stack_heap_bytes(st) >= half - 5 * (half / 2878 + 2));
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && got_is(&su.c.got, 2, big, BIG));
+
+  /* the cap: a burst of three 1 MiB packets grows the queue past
+   * MTCI_STACK_KEEP, and it is freed when drained; one 1 MiB packet's
+   * queue is kept */
+  mtci_stack_trim(st);
+  for (int i = 0; i < 3; i++) RQ(mtci_stack_send_packet(st, mib, MIB, 0) == 0);
+  RQ(mtci_stack_heap_bytes(st) > MTCI_STACK_KEEP);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && pe->got.n == 8 && got_is(&pe->got, 7, mib, MIB));
+  RQ(mtci_stack_heap_bytes(st) == 0);
+  RQ(mtci_stack_send_packet(st, mib, MIB, 0) == 0);
+  pump(&su.c, pe, &wire, 0);
+  RQ(!su.c.err && !pe->err && got_is(&pe->got, 8, mib, MIB));
+  size_t h3 = mtci_stack_heap_bytes(st);
+  RQ(h3 >= MIB && h3 <= MTCI_STACK_KEEP);
+  mtci_stack_trim(st);
+  RQ(mtci_stack_heap_bytes(st) == 0);
+  ok = 1;
+#undef RQ
+out:
+  free(big), free(small), free(mib), free(snap);
+  setup_free(&su);
+  CHECK(ok);
+}
+
+TEST(drained_buffers_kept_until_trim) {
+  retention_run(t_failed_, 0);
+  if (*t_failed_) return;
+  retention_run(t_failed_, 1);
+}
+
+/* mtci_conn_trim reaches the stack: the drained opening bytes' queue is
+ * kept by the stack and released by the connection's trim. */
+TEST(conn_trim_releases_stack_buffers) {
+  struct xs_rng r = {61};
+  mtci_stack_config cfg = {0};
+  cfg.codec = MTCI_CODEC_INTERMEDIATE;
+  cfg.obfuscated = 1;
+  cfg.dc_id = 2;
+  cfg.rnd = xs_rng_fn;
+  cfg.rnd_ud = &r;
+  mtci_conn c;
+  CHECK_EQ_INT(mtci_conn_init(&c, &cfg, 7, "149.154.167.51", 443, 0, 1000, 5000), 0);
+  CHECK_EQ_INT(mtci_conn_connected(&c, 1010, 5000), 1);
+  const uint8_t *p;
+  CHECK_EQ_INT(mtci_conn_pending(&c, &p), MTCI_OBFS_HEADER_LEN);
+  CHECK_EQ_INT(mtci_conn_consumed(&c, MTCI_OBFS_HEADER_LEN), 0);
+  CHECK(mtci_stack_heap_bytes(&c.st) >= MTCI_OBFS_HEADER_LEN);
+  mtci_conn_trim(&c);
+  CHECK_EQ_INT(mtci_stack_heap_bytes(&c.st), 0);
+  CHECK_EQ_INT(c.phase, MTCI_CONN_IDLE);
+  mtci_conn_free(&c);
+  mtci_conn_trim(&c); /* safe on a freed connection */
+}
+
 TEST_MAIN("stack", CASE(obfuscated2_vector_dd), CASE(plain_abridged_bytes), CASE(init_errors),
           CASE(call_order_and_sizes), CASE(handshake_failures), CASE(secret_forcing),
           CASE(ee_wrong_server_digest), CASE(socks5_answers_in_one_feed),
           CASE(tls_records_in), CASE(announced_length_does_not_allocate),
+          CASE(drained_buffers_kept_until_trim), CASE(conn_trim_releases_stack_buffers),
           CASE(matrix_random_splits), CASE(matrix_byte_by_byte))

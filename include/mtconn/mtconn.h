@@ -178,7 +178,11 @@ typedef enum mtc_error {
   MTC_ERR_MIGRATE_LOOP = -607,         /* too many *_MIGRATE_X redirects for one request */
   MTC_ERR_REQUEST_UNKNOWN = -608,      /* no pending request has this id */
   MTC_ERR_VERSION = -609,              /* settings or counters struct version not supported */
-  MTC_ERR_PROXY_HOST = -610,           /* proxy link names a host: resolve it to an IP literal first */
+  MTC_ERR_PROXY_HOST = -610,           /* the proxy's host name cannot be resolved: its lookups
+                                          failed max_connect_attempts times (the log has the DNS
+                                          error), or at mtc_context_new a name DNS never
+                                          resolves (.onion, .invalid). Host names are accepted
+                                          since issue 6; IP literals need no DNS */
   MTC_ERR_KEY_DROPPED = -611,          /* the server forgot the auth key (-404): a new one is made */
   MTC_ERR_UNREACHABLE = -612,          /* every known address of the DC failed and endpoint
                                           discovery found none that works (MTC_EVENT_DISCOVERY
@@ -462,8 +466,14 @@ typedef struct mtc_settings {
   int no_builtin_rsa_keys;      /* 1: only rsa_keys_pem */
   mtc_transport transport;      /* default INTERMEDIATE (tdlib's choice); dd/ee secrets force PADDED */
   int obfuscate;                /* default 1 (official clients always obfuscate); not with FULL */
-  const char *proxy;            /* tg://proxy, t.me/proxy or tg://socks link (server must be
-                                   an IP literal), or NULL for direct connections */
+  const char *proxy;            /* tg://proxy, t.me/proxy or tg://socks link, or NULL for
+                                   direct connections. The server may be an IP literal or a
+                                   host name: names are looked up (A + AAAA, plain DNS over
+                                   dns_servers or the system's resolvers; "localhost" is
+                                   127.0.0.1 / ::1 without DNS) when the first connection is
+                                   due, again after 5 min or after every address failed
+                                   twice; failed lookups back off 1 s doubling to 60 s and
+                                   count as failed connect attempts (see MTC_ERR_PROXY_HOST) */
   int prefer_ipv6;              /* 1: IPv6 addresses first (else IPv4 first, IPv6 as fallback) */
   int main_dc;                  /* first main DC when the state has none (default 2) */
   int media_connections_per_dc; /* cap on media connections per DC (default 2, at most 8) */
@@ -498,7 +508,9 @@ typedef struct mtc_settings {
                                    simple config is signed with; NULL: Telegram's */
   const char *ca_file;          /* CA bundle (PEM file) for the DoH servers; NULL: libcurl's */
   const char *dns_servers;      /* plain DNS TXT source: c-ares server list ("127.0.0.1:5353");
-                                   NULL: the system's resolvers (built-in seeds only) */
+                                   NULL: the system's resolvers (built-in seeds only). Also
+                                   the servers for a proxy host name (NULL: the system's;
+                                   no_plain_dns does not apply to those lookups) */
   int no_plain_dns;             /* 1: DoH only, no plain DNS TXT source */
   int doh_connect_timeout_ms;   /* per DoH request, TCP + TLS (default 5000) */
   int doh_timeout_ms;           /* per DoH request, whole transfer (default 10000) */
@@ -507,6 +519,11 @@ typedef struct mtc_settings {
                                    tdesktop's), at once when one fails */
   int discovery_after_failures; /* N above (default 2; capped at max_connect_attempts) */
   int discovery_after_ms;       /* T above (default 8000, tdesktop's kEnumerateDcTimeout) */
+  const char *phone_number;     /* the user's phone number, for the simple config's
+                                   phone_prefix_rules (only its digits count; at most 32
+                                   characters of digits, spaces, "+-()"). NULL: the number of
+                                   the app's last auth.sendCode is used; before that every
+                                   rule applies (tdlib's rule before login). Never logged. */
 } mtc_settings;
 
 /* Fill *s with the defaults above (version set, seeds NULL = built-in).
@@ -529,7 +546,7 @@ typedef struct mtc_context mtc_context;
  * no fd exists yet, so watch_fd is not called during creation.
  * Returns 0 and *out, or MTC_ERR_INVALID_ARG (bad settings: NULL, a string
  * over 255 bytes, a bad seed or PEM, FULL with obfuscation, a bad proxy
- * link...), MTC_ERR_VERSION, MTC_ERR_PROXY_HOST,
+ * link...), MTC_ERR_VERSION, MTC_ERR_PROXY_HOST (a .onion or .invalid proxy host),
  * MTC_ERR_NOMEM, MTC_ERR_IO_WAKEUP, a store error. Not from a callback of
  * another context's loop thread unless that thread owns this one too.
  */
@@ -715,7 +732,8 @@ typedef struct mtc_counters {
   /* totals over all DCs */
   uint64_t connects_started, connects_succeeded, connects_failed, handshakes_perm,
       handshakes_temp, reconnects, rpcs_sent, bytes_in, bytes_out;
-  uint64_t dns_queries, http_requests; /* endpoint discovery: every DNS question, DoH request */
+  uint64_t dns_queries, http_requests; /* every DNS question (endpoint discovery's and the
+                                          proxy host's A + AAAA), every DoH request */
   uint64_t state_saves, state_save_errors;
   uint64_t requests_pending;
   /* endpoint discovery */

@@ -126,8 +126,13 @@ static int map_status(int status) {
 static void update_deadline(mtci_dns *d, int64_t now) {
   int64_t t = -1;
   struct timeval tv;
-  if (d->have_ch && ares_timeout(d->ch, NULL, &tv))
+  if (d->have_ch && ares_timeout(d->ch, NULL, &tv)) {
     t = now + (int64_t)tv.tv_sec * 1000 + ((int64_t)tv.tv_usec + 999) / 1000;
+    /* c-ares 1.18 reports a retry due in under a millisecond as 0 and then
+     * does nothing until its own clock passes it: a deadline of "now" would
+     * spin the loop for that while. One millisecond later costs nothing. */
+    if (t <= now) t = now + 1;
+  }
   for (struct dreq *r = d->reqs; r; r = r->next)
     if (!r->reported && (t < 0 || r->deadline < t)) t = r->deadline;
   d->deadline = t;

@@ -43,8 +43,10 @@ enum { ST_NONE = 0, ST_INIT, ST_HANDSHAKING, ST_READY, ST_FAILED };
 enum { STAGE_SOCKS = 1, STAGE_TLS, STAGE_DATA };
 
 /* Buffers are allocated when bytes arrive (the first one just big enough,
- * from BUF_FIRST doubling) and released as soon as they are drained: an
- * idle connection holds none. */
+ * from BUF_FIRST doubling). A drained one is kept for the next bytes while
+ * traffic flows (up to MTCI_STACK_KEEP, stack.h): freeing it made every
+ * large send fault in and zeroize a fresh buffer, a cost of the order of
+ * the AES pass itself. mtci_stack_trim releases them once idle. */
 #define BUF_FIRST 512u
 
 /* The fake-TLS handshake's state, allocated by mtci_stack_start and freed
@@ -97,8 +99,16 @@ static void buf_free(mtci_stack_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* After the content was taken: release the buffer. */
+/* After the content was taken: keep an empty buffer for the next bytes,
+ * unless a burst made it bigger than MTCI_STACK_KEEP. */
 static void buf_drained(mtci_stack_buf *b) {
+  if (b->pos != b->len || !b->p) return;
+  if (b->cap > MTCI_STACK_KEEP) buf_free(b);
+  else b->pos = b->len = 0;
+}
+
+/* Release an empty buffer (trim); one with content stays as it is. */
+static void buf_trim(mtci_stack_buf *b) {
   if (b->pos == b->len && b->p) buf_free(b);
 }
 
@@ -168,11 +178,20 @@ static uint32_t obfs_tag(mtci_codec_kind kind) {
 /* Move a SOCKS5 message that became pending to the output queue. */
 static int socks_flush(mtci_stack *st) {
   const uint8_t *p;
-  size_t n = mtci_socks5_pending(&st->s5, &p);
+  size_t n = mtci_socks5_pending(st->s5, &p);
   if (n == 0) return 0;
   int rc = buf_append(&st->out, p, n);
-  if (rc == 0) rc = mtci_socks5_sent(&st->s5, n);
+  if (rc == 0) rc = mtci_socks5_sent(st->s5, n);
   return rc;
+}
+
+/* The SOCKS5 state (credentials inside): wiped and freed. */
+static void socks_free(mtci_stack *st) {
+  if (!st->s5) return;
+  mtci_socks5_free(st->s5);
+  mtci_zeroize(st->s5, sizeof *st->s5);
+  free(st->s5);
+  st->s5 = NULL;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -210,7 +229,12 @@ int mtci_stack_init(mtci_stack *st, const mtci_stack_config *cfg) {
   if (rc < 0) goto fail;
   if (cfg->socks5) {
     const mtci_stack_socks5 *s = cfg->socks5;
-    rc = mtci_socks5_init(&st->s5, s->atyp, s->addr, s->addr_len, s->port, s->user, s->user_len,
+    st->s5 = calloc(1, sizeof *st->s5);
+    if (!st->s5) {
+      rc = MTC_ERR_NOMEM;
+      goto fail;
+    }
+    rc = mtci_socks5_init(st->s5, s->atyp, s->addr, s->addr_len, s->port, s->user, s->user_len,
                           s->pass, s->pass_len);
     if (rc < 0) goto fail;
     st->socks = 1;
@@ -287,11 +311,24 @@ mtci_codec_kind mtci_stack_codec(const mtci_stack *st) {
 uint64_t mtci_stack_bytes_in(const mtci_stack *st) { return st ? st->bytes_in : 0; }
 uint64_t mtci_stack_bytes_out(const mtci_stack *st) { return st ? st->bytes_out : 0; }
 
+void mtci_stack_trim(mtci_stack *st) {
+  if (!st) return;
+  buf_trim(&st->out);
+  buf_trim(&st->held);
+  buf_trim(&st->rx);
+}
+
+size_t mtci_stack_heap_bytes(const mtci_stack *st) {
+  if (!st) return 0;
+  return st->out.cap + st->held.cap + st->rx.cap + (st->hs ? sizeof *st->hs : 0) +
+         (st->s5 ? sizeof *st->s5 : 0) + st->codec.buf_cap;
+}
+
 void mtci_stack_free(mtci_stack *st) {
   if (!st) return;
   mtci_codec_free(&st->codec);
   mtci_obfs_free(&st->ob);
-  mtci_socks5_free(&st->s5);
+  socks_free(st);
   tls_hs_free(st);
   mtci_proxy_secret_free(&st->secret);
   buf_free(&st->out);
@@ -542,7 +579,7 @@ int mtci_stack_feed(mtci_stack *st, const uint8_t *in, size_t len, size_t *consu
      * caller's input was split. The handshake is a few hundred bytes. */
     rc = 0;
     while (pos < len && rc == 0) {
-      rc = mtci_socks5_feed(&st->s5, in + pos, 1, &used);
+      rc = mtci_socks5_feed(st->s5, in + pos, 1, &used);
       pos += used;
       st->bytes_in += used;
       *consumed = pos;
@@ -551,6 +588,7 @@ int mtci_stack_feed(mtci_stack *st, const uint8_t *in, size_t len, size_t *consu
       if (frc < 0) return fail(st, frc);
     }
     if (rc != MTCI_SOCKS5_DONE) return 0;
+    socks_free(st); /* the proxy's part is over */
     if (!st->tls) return go_ready(st, ev);
     rc = buf_append(&st->out, st->hs->hello, sizeof st->hs->hello);
     if (rc < 0) return fail(st, rc);

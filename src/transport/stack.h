@@ -51,8 +51,10 @@
  * and bounded: output by MTCI_STACK_MAX_QUEUED (or the configured cap);
  * the receive buffer by twice one partial frame (the codec's 16 MiB cap)
  * plus one MTCI_STACK_RX_BATCH, growing (doubling) only with bytes that
- * arrived; drained buffers are released (an idle connection holds none),
- * and the fake-TLS handshake state lives only until READY. mtci_stack_free
+ * arrived. Drained buffers are kept for the next bytes while traffic flows
+ * (each up to MTCI_STACK_KEEP) and released by mtci_stack_trim, which the
+ * owner calls when the connection goes idle (then it holds none); the
+ * fake-TLS handshake state lives only until READY. mtci_stack_free
  * zeroizes the key material (obfuscation streams, TLS MAC state, secret,
  * SOCKS5 credentials) and releases everything.
  *
@@ -79,6 +81,12 @@
 #define MTCI_STACK_MAX_QUEUED (64u * 1024u * 1024u)
 /* Most input bytes decrypted in one step (obfuscated / fake-TLS). */
 #define MTCI_STACK_RX_BATCH (4u * 1024u * 1024u)
+/* Largest drained buffer kept for reuse (larger ones are freed when
+ * drained). Telegram's biggest packets are 1 MiB file parts: with framing
+ * and the MTProto envelope they need a 2 MiB buffer (BUF_FIRST doubling),
+ * so file transfers reuse theirs; a burst of several queued frames does not
+ * pin its peak. A busy connection keeps at most 2 x this (output + input). */
+#define MTCI_STACK_KEEP (2u * 1024u * 1024u)
 
 /* SOCKS5 hop: the address the proxy should CONNECT to, and credentials. */
 typedef struct mtci_stack_socks5 {
@@ -113,7 +121,7 @@ typedef enum mtci_stack_event_type {
 
 /* One receive event. PACKET's data is borrowed: it points into the input of
  * the feed() call that returned it or into the stack's buffers, and stays
- * valid until the next feed() / free() on this stack, provided the caller
+ * valid until the next feed() / trim() / free() on this stack, provided the caller
  * keeps that input unchanged until then. For the padded codec the padding
  * is already trimmed (mtci_padded_payload_len). */
 typedef struct mtci_stack_event {
@@ -145,7 +153,7 @@ typedef struct mtci_stack {
   void *rnd_ud;
   mtci_codec codec;
   mtci_obfs ob;
-  mtci_socks5 s5;
+  mtci_socks5 *s5;    /* SOCKS5 only, from init until its handshake ends (1.9 KiB) */
   struct mtci_stack_tls_hs *hs; /* fake-TLS only, from start until READY (stack.c) */
   mtci_tls_writer tw;
   uint8_t rec_hdr[5]; /* received record header, as mtci_tls_reader reads it */
@@ -162,8 +170,9 @@ typedef struct mtci_stack {
  * Check and copy the config. Returns 0, MTC_ERR_INVALID_ARG (NULL cfg or
  * rnd, unknown codec, full with obfuscation or a secret, dc_id 0 with
  * obfuscation, a secret with a bad kind or an ee secret without domain), or
- * the SOCKS5 parameter error (MTC_ERR_SOCKS_PARAMS). Allocates nothing;
- * mtci_stack_free is safe afterwards, whatever the result.
+ * the SOCKS5 parameter error (MTC_ERR_SOCKS_PARAMS), or MTC_ERR_NOMEM.
+ * Allocates only the SOCKS5 state (with cfg->socks5); mtci_stack_free is
+ * safe afterwards, whatever the result.
  */
 int mtci_stack_init(mtci_stack *st, const mtci_stack_config *cfg);
 
@@ -231,6 +240,20 @@ int mtci_stack_eof(const mtci_stack *st);
 /* Raw socket bytes: consumed by feed() / reported by consumed(). */
 uint64_t mtci_stack_bytes_in(const mtci_stack *st);
 uint64_t mtci_stack_bytes_out(const mtci_stack *st);
+
+/*
+ * Call when the connection goes idle: zeroize and free the buffers that are
+ * empty (output queue, held queue, receive buffer). Bytes still pending or a
+ * partial frame stay where they are, so it is safe at any time between
+ * calls; it only ends the validity of the last PACKET event's data. The
+ * next bytes allocate again. Safe on a zeroed, failed or freed stack.
+ */
+void mtci_stack_trim(mtci_stack *st);
+
+/* Heap bytes the stack holds now: buffer capacities, the fake-TLS handshake
+ * state and the codec's frame buffer (which only plain connections use, for
+ * frames split across inputs; the codec keeps it up to 64 KiB). */
+size_t mtci_stack_heap_bytes(const mtci_stack *st);
 
 /* Zeroize key material and free all buffers. Safe on a zeroed, failed or
  * already-freed stack. */

@@ -1,0 +1,889 @@
+/*
+ * The proxy's host name (src/context_proxy.c, issue 6).
+ *
+ * Pure part: the mtci_proxy_res state machine on a fake clock - fixed
+ * addresses (literals, localhost) and names DNS never resolves, the order of
+ * a resolved list (families interleaved, the preferred first; RFC 8305 §4),
+ * expiry after 5 min (stale while refreshing), distrust after every IP
+ * failed twice, the lookup back-off (1 s doubling to 60 s), stale vs dropped
+ * lists on failures, and the DNS question count.
+ *
+ * End to end (127.0.0.1 only): a context against the mock DC cluster whose
+ * proxy link names a host that the mock DNS server (tests/mockdc/mock_dns)
+ * answers with A 127.0.0.1 - through the mock MTProxy and through a small
+ * SOCKS5 relay written here - logs in; the context's dns_queries and the
+ * mock's query counts show one lookup (A + AAAA) shared by two slots that
+ * wanted it at once. "localhost" needs no DNS. An NXDOMAIN name fails the
+ * request with MTC_ERR_PROXY_HOST after max_connect_attempts lookups spaced
+ * by the back-off.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "context_proxy.h"
+#include "context_requests.h"
+#include "mock_dc.h"
+#include "mock_dns.h"
+#include "mock_loop.h"
+#include "mock_proxy.h"
+#include "mtconn/mtconn.h"
+#include "test.h"
+
+#define REQ(c)                                                                                     \
+  do {                                                                                             \
+    if (!(c)) {                                                                                    \
+      fprintf(stderr, "  %s:%d: REQ failed: %s\n", __FILE__, __LINE__, #c);                        \
+      return -1;                                                                                   \
+    }                                                                                              \
+  } while (0)
+
+#define WAIT_MS 15000
+
+/* ==== pure: the state machine ==================================================================== */
+
+static int res_for(mtci_proxy_res *p, const char *link, int prefer_ipv6) {
+  mtci_proxy_link l;
+  if (mtci_proxy_link_parse(link, strlen(link), &l, NULL) != 0) return -999;
+  int rc = mtci_proxy_res_init(p, &l, prefer_ipv6);
+  mtci_proxy_link_free(&l);
+  return rc;
+}
+
+static void addrs_set(mtci_dns_addrs *a, const char *const *v4, size_t n4, const char *const *v6,
+                      size_t n6) {
+  memset(a, 0, sizeof *a);
+  for (size_t i = 0; i < n4; i++) snprintf(a->v4[i], sizeof a->v4[i], "%s", v4[i]);
+  for (size_t i = 0; i < n6; i++) snprintf(a->v6[i], sizeof a->v6[i], "%s", v6[i]);
+  a->n4 = n4;
+  a->n6 = n6;
+}
+
+static const char *ip_k(const mtci_proxy_res *p, size_t k) {
+  const mtci_proxy_res_ip *e = mtci_proxy_res_ip_at(p, k);
+  return e ? e->ip : "";
+}
+
+TEST(fixed_addresses) {
+  mtci_proxy_res p;
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=10.1.2.3&port=1080", 0), 0);
+  CHECK(p.fixed && p.n_ips == 1 && !p.ips[0].v6);
+  CHECK(strcmp(ip_k(&p, 0), "10.1.2.3") == 0);
+  CHECK(mtci_proxy_res_usable(&p));
+  CHECK(!mtci_proxy_res_need_lookup(&p, 0));
+  CHECK(!mtci_proxy_res_need_lookup(&p, INT64_MAX / 2)); /* never expires */
+  for (int i = 0; i < 10; i++) mtci_proxy_res_round_failed(&p, 1);
+  CHECK(mtci_proxy_res_usable(&p) && !mtci_proxy_res_need_lookup(&p, 0)); /* never distrusted */
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, NULL, 5), MTCI_PROXY_RES_IGNORED);
+
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=[2001:db8::7]&port=1080", 0), 0);
+  CHECK(p.fixed && p.n_ips == 1 && p.ips[0].v6 && strcmp(p.ips[0].ip, "2001:db8::7") == 0);
+
+  /* localhost: RFC 6761 §6.3, no DNS; the family order follows prefer_ipv6 */
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=localhost&port=1080", 0), 0);
+  CHECK(p.fixed && p.n_ips == 2);
+  CHECK(strcmp(ip_k(&p, 0), "127.0.0.1") == 0 && strcmp(ip_k(&p, 1), "::1") == 0);
+  CHECK(!mtci_proxy_res_need_lookup(&p, 0));
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=Db.LocalHost&port=1080", 1), 0);
+  CHECK(p.fixed && strcmp(ip_k(&p, 0), "::1") == 0 && strcmp(ip_k(&p, 1), "127.0.0.1") == 0);
+  mtci_proxy_res_round_failed(&p, 1); /* SOCKS5: the next round dials the next IP */
+  CHECK(strcmp(ip_k(&p, 0), "127.0.0.1") == 0);
+
+  /* names DNS never resolves: refused */
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=abcdef.onion&port=1080", 0), MTC_ERR_PROXY_HOST);
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=proxy.INVALID&port=1080", 0), MTC_ERR_PROXY_HOST);
+  /* ... but only as whole labels */
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=notonion&port=1080", 0), 0);
+  CHECK(!p.fixed);
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=mylocalhost.com&port=1080", 0), 0);
+  CHECK(!p.fixed && p.n_ips == 0);
+
+  /* a name: nothing to dial until a lookup answers */
+  CHECK_EQ_INT(res_for(&p, "tg://proxy?server=proxy.example.com&port=443&secret="
+                           "00112233445566778899aabbccddeeff", 0), 0);
+  CHECK(!p.fixed && p.state == MTCI_PROXY_RES_NONE && strcmp(p.host, "proxy.example.com") == 0);
+  CHECK(!mtci_proxy_res_usable(&p));
+  CHECK(mtci_proxy_res_need_lookup(&p, 0));
+}
+
+TEST(order) {
+  static const char *const v4[] = {"1.1.1.1", "2.2.2.2", "3.3.3.3"};
+  static const char *const v6[] = {"2001:db8::1", "2001:db8::2"};
+  mtci_dns_addrs a;
+  addrs_set(&a, v4, 3, v6, 2);
+  mtci_proxy_res p;
+  /* IPv4 preferred: 4 6 4 6 4 */
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 0), 0);
+  mtci_proxy_res_started(&p, 2, 100);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 100), MTCI_PROXY_RES_NEW_LIST);
+  static const char *const want4[] = {"1.1.1.1", "2001:db8::1", "2.2.2.2", "2001:db8::2", "3.3.3.3"};
+  CHECK_EQ_INT(p.n_ips, 5);
+  for (size_t i = 0; i < 5; i++) CHECK(strcmp(ip_k(&p, i), want4[i]) == 0);
+  CHECK(p.ips[1].v6 && !p.ips[0].v6);
+  CHECK(mtci_proxy_res_ip_at(&p, 5) == NULL);
+  /* IPv6 preferred: 6 4 6 4 4 */
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 1), 0);
+  mtci_proxy_res_started(&p, 2, 100);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 100), MTCI_PROXY_RES_NEW_LIST);
+  static const char *const want6[] = {"2001:db8::1", "1.1.1.1", "2001:db8::2", "2.2.2.2", "3.3.3.3"};
+  for (size_t i = 0; i < 5; i++) CHECK(strcmp(ip_k(&p, i), want6[i]) == 0);
+
+  /* duplicates and unparsable entries are dropped; the list holds at most 8 */
+  static const char *const bad4[] = {"9.9.9.9", "9.9.9.9", "300.1.1.1", "1.2.3"};
+  addrs_set(&a, bad4, 4, NULL, 0);
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 0), 0);
+  mtci_proxy_res_started(&p, 2, 100);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 100), MTCI_PROXY_RES_NEW_LIST);
+  CHECK(p.n_ips == 1 && strcmp(ip_k(&p, 0), "9.9.9.9") == 0);
+  static const char *const m4[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4",
+                                   "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"};
+  static const char *const m6[] = {"::a", "::b", "::c", "::d", "::e", "::f", "::10", "::11"};
+  addrs_set(&a, m4, 8, m6, 8);
+  mtci_proxy_res_started(&p, 2, 200);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 200), MTCI_PROXY_RES_NEW_LIST);
+  CHECK_EQ_INT(p.n_ips, MTCI_PROXY_RES_MAX_IPS);
+  CHECK(strcmp(ip_k(&p, 6), "10.0.0.4") == 0 && strcmp(ip_k(&p, 7), "::d") == 0);
+  /* an answer with nothing usable is "no data" */
+  addrs_set(&a, bad4 + 2, 2, NULL, 0);
+  mtci_proxy_res_started(&p, 2, 300);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 300), MTCI_PROXY_RES_NO_LIST);
+  CHECK_EQ_INT(p.last_err, MTC_ERR_DNS_NO_DATA);
+  CHECK(!mtci_proxy_res_usable(&p) && p.state == MTCI_PROXY_RES_FAILED);
+}
+
+TEST(expiry) {
+  static const char *const v4[] = {"192.0.2.1"};
+  static const char *const v4b[] = {"192.0.2.2"};
+  mtci_dns_addrs a;
+  addrs_set(&a, v4, 1, NULL, 0);
+  mtci_proxy_res p;
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 0), 0);
+  const int64_t t0 = 1700000000000;
+  CHECK(mtci_proxy_res_need_lookup(&p, t0));
+  mtci_proxy_res_started(&p, 2, t0);
+  CHECK(p.state == MTCI_PROXY_RES_RESOLVING);
+  CHECK(!mtci_proxy_res_need_lookup(&p, t0 + 1)); /* one lookup at a time */
+  CHECK(!mtci_proxy_res_usable(&p));              /* nothing to dial yet: wait */
+  CHECK_EQ_INT(mtci_proxy_res_wake(&p), t0 + MTCI_PROXY_RES_GUARD_MS);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, t0 + 40), MTCI_PROXY_RES_NEW_LIST);
+  CHECK(mtci_proxy_res_usable(&p));
+  CHECK_EQ_INT(p.expires_at, t0 + 40 + 300000);
+  CHECK(!mtci_proxy_res_need_lookup(&p, t0 + 40 + 299999));
+  CHECK(mtci_proxy_res_need_lookup(&p, t0 + 40 + 300000));
+  /* expired: the refresh runs while the old list is still dialed */
+  int64_t t1 = t0 + 40 + 300000;
+  mtci_proxy_res_started(&p, 2, t1);
+  CHECK(mtci_proxy_res_usable(&p) && strcmp(ip_k(&p, 0), "192.0.2.1") == 0);
+  addrs_set(&a, v4b, 1, NULL, 0);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, t1 + 5), MTCI_PROXY_RES_NEW_LIST);
+  CHECK(strcmp(ip_k(&p, 0), "192.0.2.2") == 0);
+  CHECK_EQ_INT(p.expires_at, t1 + 5 + 300000);
+  /* a second answer for the same lookup changes nothing */
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DNS_NOT_FOUND, NULL, t1 + 6), MTCI_PROXY_RES_IGNORED);
+  CHECK(mtci_proxy_res_usable(&p));
+  CHECK_EQ_INT(p.lookups, 2);
+  CHECK_EQ_INT(p.dns_queries, 4);
+}
+
+TEST(ip_failures) {
+  static const char *const v4[] = {"192.0.2.1", "192.0.2.2"};
+  mtci_dns_addrs a;
+  addrs_set(&a, v4, 2, NULL, 0);
+  mtci_proxy_res p;
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 0), 0);
+  mtci_proxy_res_started(&p, 2, 1000);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 1000), MTCI_PROXY_RES_NEW_LIST);
+  /* SOCKS5 rounds: one IP each, rotating */
+  mtci_proxy_res_round_failed(&p, 1);
+  CHECK(strcmp(ip_k(&p, 0), "192.0.2.2") == 0 && strcmp(ip_k(&p, 1), "192.0.2.1") == 0);
+  mtci_proxy_res_round_failed(&p, 1);
+  mtci_proxy_res_round_failed(&p, 1);
+  CHECK(mtci_proxy_res_usable(&p)); /* 3 of 2 x 2 */
+  CHECK(!mtci_proxy_res_need_lookup(&p, 2000));
+  mtci_proxy_res_dial_ok(&p); /* a connect worked: count from zero */
+  for (int i = 0; i < 3; i++) mtci_proxy_res_round_failed(&p, 1);
+  CHECK(mtci_proxy_res_usable(&p));
+  mtci_proxy_res_round_failed(&p, 1); /* every IP failed twice */
+  CHECK(!mtci_proxy_res_usable(&p));
+  CHECK(mtci_proxy_res_need_lookup(&p, 2000)); /* long before the expiry */
+  mtci_proxy_res_started(&p, 2, 2000);
+  CHECK(!mtci_proxy_res_usable(&p)); /* distrusted: dials wait for the new list */
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 2010), MTCI_PROXY_RES_NEW_LIST);
+  CHECK(mtci_proxy_res_usable(&p) && p.ip_fails == 0);
+  /* MTProxy rounds: every IP of the list in one round */
+  mtci_proxy_res_round_failed(&p, 2);
+  CHECK(mtci_proxy_res_usable(&p));
+  mtci_proxy_res_round_failed(&p, 9); /* counted as at most the list */
+  CHECK(!mtci_proxy_res_usable(&p));
+}
+
+TEST(backoff) {
+  mtci_proxy_res p;
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 0), 0);
+  static const int64_t want[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000};
+  int64_t now = 500000;
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    CHECK(mtci_proxy_res_need_lookup(&p, now));
+    mtci_proxy_res_started(&p, 2, now);
+    now += 5000; /* the resolver's own timeout */
+    CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DISCOVERY_TIMEOUT, NULL, now), MTCI_PROXY_RES_NO_LIST);
+    CHECK(p.state == MTCI_PROXY_RES_FAILED && !mtci_proxy_res_usable(&p));
+    CHECK_EQ_INT(p.retry_at - now, want[i]);
+    CHECK_EQ_INT(mtci_proxy_res_wake(&p), p.retry_at);
+    CHECK(!mtci_proxy_res_need_lookup(&p, p.retry_at - 1));
+    now = p.retry_at;
+  }
+  CHECK_EQ_INT(p.lookup_failures, 9);
+  CHECK_EQ_INT(p.last_err, MTC_ERR_DISCOVERY_TIMEOUT);
+  /* a success resets the back-off */
+  static const char *const v4[] = {"192.0.2.1"};
+  mtci_dns_addrs a;
+  addrs_set(&a, v4, 1, NULL, 0);
+  mtci_proxy_res_started(&p, 2, now);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, now), MTCI_PROXY_RES_NEW_LIST);
+  CHECK_EQ_INT(p.last_err, 0);
+  now += 300000;
+  mtci_proxy_res_started(&p, 2, now);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DNS_NOT_FOUND, NULL, now), MTCI_PROXY_RES_NO_LIST);
+  CHECK_EQ_INT(p.retry_at - now, 1000);
+}
+
+TEST(stale_or_dropped) {
+  static const char *const v4[] = {"192.0.2.1"};
+  mtci_dns_addrs a;
+  addrs_set(&a, v4, 1, NULL, 0);
+  mtci_proxy_res p;
+  CHECK_EQ_INT(res_for(&p, "tg://socks?server=p.test&port=1", 0), 0);
+  mtci_proxy_res_started(&p, 2, 0);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, 0), MTCI_PROXY_RES_NEW_LIST);
+  /* SERVFAIL / timeout on a refresh: the old list stays (serve stale) */
+  int64_t t = 300000;
+  mtci_proxy_res_started(&p, 2, t);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DNS_FAILED, NULL, t), MTCI_PROXY_RES_STALE);
+  CHECK(mtci_proxy_res_usable(&p) && strcmp(ip_k(&p, 0), "192.0.2.1") == 0);
+  CHECK_EQ_INT(p.retry_at, t + 1000);
+  CHECK(!mtci_proxy_res_need_lookup(&p, t + 999));
+  CHECK(mtci_proxy_res_need_lookup(&p, t + 1000)); /* tried again after the back-off */
+  mtci_proxy_res_started(&p, 2, t + 1000);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DISCOVERY_TIMEOUT, NULL, t + 6000), MTCI_PROXY_RES_STALE);
+  CHECK_EQ_INT(p.retry_at, t + 6000 + 2000);
+  /* NXDOMAIN: the name is gone, so is the list */
+  mtci_proxy_res_started(&p, 2, t + 8000);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DNS_NOT_FOUND, NULL, t + 8000), MTCI_PROXY_RES_NO_LIST);
+  CHECK(!mtci_proxy_res_usable(&p) && p.n_ips == 0);
+  /* the same for "no A / AAAA record" */
+  mtci_proxy_res_started(&p, 2, t + 20000);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, 0, &a, t + 20000), MTCI_PROXY_RES_NEW_LIST);
+  mtci_proxy_res_started(&p, 2, t + 400000);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_DNS_NO_DATA, NULL, t + 400000), MTCI_PROXY_RES_NO_LIST);
+  CHECK(!mtci_proxy_res_usable(&p));
+  /* a lookup that could not start (no resolver) with no list */
+  mtci_proxy_res_started(&p, 0, t + 500000);
+  CHECK_EQ_INT(mtci_proxy_res_done(&p, MTC_ERR_UNSUPPORTED, NULL, t + 500000), MTCI_PROXY_RES_NO_LIST);
+  CHECK_EQ_INT(p.lookups, 7);      /* at 0, t, t+1 s, t+8 s, t+20 s, t+400 s, t+500 s */
+  CHECK_EQ_INT(p.dns_queries, 12); /* 6 x (A + AAAA), none for the one that could not start */
+}
+
+/* ==== end to end ===================================================================================== */
+
+static void cb_log(void *ud, mtc_log_level level, const char *line) {
+  (void)ud;
+  if (getenv("MTC_TEST_VERBOSE")) fprintf(stderr, "    [%lld %d] %s\n", (long long)(mono_ms() % 100000), level, line);
+}
+
+typedef struct res {
+  int calls;
+  mtc_result_kind kind;
+  int dc_id, error;
+  uint8_t data[512];
+  size_t len;
+  int64_t at;
+} res;
+
+static void res_cb(void *ud, const mtc_result *r) {
+  res *x = ud;
+  if (x->calls++ == 0) {
+    x->kind = r->kind;
+    x->dc_id = r->dc_id;
+    x->error = r->error;
+    x->at = mono_ms();
+    x->len = r->len < sizeof x->data ? r->len : 0;
+    if (x->len) memcpy(x->data, r->data, x->len);
+  }
+}
+
+/* HOST mode: the application's loop (watch_fd / set_timer, poll() here). */
+typedef struct hostloop {
+  int on;
+  int fds[64];
+  unsigned ev[64];
+  int n;
+  int64_t timer_at; /* monotonic ms, -1 none */
+  int timer_fires, io_calls;
+} hostloop;
+static hostloop g_host;
+
+static void cb_watch(void *ud, int fd, unsigned events) {
+  (void)ud;
+  hostloop *h = &g_host;
+  for (int i = 0; i < h->n; i++) {
+    if (h->fds[i] != fd) continue;
+    if (events == 0) {
+      h->fds[i] = h->fds[h->n - 1];
+      h->ev[i] = h->ev[h->n - 1];
+      h->n--;
+    } else {
+      h->ev[i] = events;
+    }
+    return;
+  }
+  if (events && h->n < 64) {
+    h->fds[h->n] = fd;
+    h->ev[h->n++] = events;
+  }
+}
+
+static void cb_timer(void *ud, int64_t delay) {
+  (void)ud;
+  g_host.timer_at = delay < 0 ? -1 : mono_ms() + delay;
+}
+
+static void host_step(mtc_context *ctx, int max_ms) {
+  hostloop *h = &g_host;
+  struct pollfd p[64];
+  int n = h->n;
+  for (int i = 0; i < n; i++) {
+    p[i].fd = h->fds[i];
+    p[i].events = (short)(((h->ev[i] & MTC_IO_READ) ? POLLIN : 0) |
+                          ((h->ev[i] & MTC_IO_WRITE) ? POLLOUT : 0));
+    p[i].revents = 0;
+  }
+  int64_t to = max_ms;
+  if (h->timer_at >= 0) {
+    int64_t d = h->timer_at - mono_ms();
+    to = d < 0 ? 0 : d < to ? d : to;
+  }
+  int r = poll(p, (nfds_t)n, (int)to);
+  for (int i = 0; r > 0 && i < n; i++) {
+    if (!p[i].revents) continue;
+    unsigned e = 0;
+    if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) e |= MTC_IO_READ;
+    if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)) e |= MTC_IO_WRITE;
+    h->io_calls++;
+    (void)mtc_context_on_io(ctx, p[i].fd, e);
+  }
+  if (h->timer_at >= 0 && mono_ms() >= h->timer_at) {
+    h->timer_at = -1;
+    h->timer_fires++;
+    (void)mtc_context_on_timeout(ctx);
+  }
+}
+
+/* Run ctx until r has its answer (bounded). */
+static int wait_res(mtc_context *ctx, res *r, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  while (r->calls == 0 && mono_ms() < end) {
+    if (g_host.on) host_step(ctx, 20);
+    else (void)mtc_context_run(ctx, 20);
+  }
+  return r->calls > 0 ? 0 : -1;
+}
+
+static int call(mtc_context *ctx, const mtc_invoke_options *o, const body *b, res *r) {
+  memset(r, 0, sizeof *r);
+  REQ(mtc_invoke(ctx, o, b->b, b->n, res_cb, r, NULL) == 0);
+  return wait_res(ctx, r, WAIT_MS);
+}
+
+/* The demo login: sendCode on DC 2 (PHONE_MIGRATE_5), signIn on DC 5. While
+ * the first request waits for the proxy's address, help.getNearestDc goes to
+ * DC 1: two slots, one lookup. */
+static int login(mtc_context *ctx) {
+  res r0, r;
+  memset(&r0, 0, sizeof r0);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 1;
+  body nb = q_nearest();
+  REQ(mtc_invoke(ctx, &o, nb.b, nb.n, res_cb, &r0, NULL) == 0);
+  body q = q_send_code();
+  REQ(call(ctx, NULL, &q, &r) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  char hash[64];
+  REQ(sent_code_hash(r.data, r.len, hash, sizeof hash) == 0);
+  q = q_sign_in(hash);
+  REQ(call(ctx, NULL, &q, &r) == 0);
+  REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
+  REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_auth_authorization);
+  REQ(wait_res(ctx, &r0, WAIT_MS) == 0);
+  REQ(r0.kind == MTC_RESULT_OK && r0.dc_id == 1);
+  return 0;
+}
+
+typedef struct env {
+  mock_dc_cluster *cl;
+  mtc_dc_address seeds[5];
+  char pems[5][2048];
+  const char *pem_ptrs[5];
+  mock_dns *dns;
+  char dns_servers[32];
+} env;
+
+static int env_start(env *e) {
+  memset(e, 0, sizeof *e);
+  mock_dc_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.n_dcs = 5;
+  cfg.rnd = test_rnd;
+  REQ(mock_dc_cluster_new(&e->cl, &cfg) == 0);
+  REQ(mock_dc_cluster_start(e->cl) == 0);
+  for (int dc = 1; dc <= 5; dc++) {
+    mtc_dc_address *a = &e->seeds[dc - 1];
+    memset(a, 0, sizeof *a);
+    a->dc_id = dc;
+    a->ip = "127.0.0.1";
+    a->port = mock_dc_port(e->cl, dc);
+    size_t pl = 0;
+    REQ(mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) == 0);
+    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
+  }
+  static const mock_dns_host hosts[] = {{"proxy.mtconn.test", "127.0.0.1", NULL},
+                                        {"socks.mtconn.test", "127.0.0.1", NULL}};
+  mock_dns_config dc = {0, NULL, NULL, 0, hosts, 2};
+  REQ(mock_dns_new(&dc, &e->dns) == 0);
+  snprintf(e->dns_servers, sizeof e->dns_servers, "127.0.0.1:%u", (unsigned)mock_dns_port(e->dns));
+  return 0;
+}
+
+static void env_stop(env *e) {
+  mock_dns_free(e->dns);
+  mock_dc_cluster_free(e->cl);
+}
+
+static void env_settings(env *e, mtc_settings *s) {
+  mtc_settings_default(s);
+  s->api_id = 12345;
+  s->api_hash = "0123456789abcdef";
+  s->device_model = "mtconn test";
+  s->system_version = "Linux";
+  s->app_version = "0.1";
+  s->system_lang_code = "en";
+  s->lang_code = "en";
+  s->seeds = e->seeds;
+  s->n_seeds = 5;
+  s->rsa_keys_pem = e->pem_ptrs;
+  s->n_rsa_keys = 5;
+  s->no_builtin_rsa_keys = 1;
+  s->no_auto_config = 1;
+  s->dns_servers = e->dns_servers;
+  s->log_level = MTC_LOG_DEBUG;
+}
+
+static int new_ctx(mtc_context **ctx, const mtc_settings *s) {
+  mtc_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.on_log = cb_log;
+  if (g_host.on) {
+    cb.watch_fd = cb_watch;
+    cb.set_timer = cb_timer;
+  }
+  return mtc_context_new(ctx, s, &cb, NULL);
+}
+
+static int counters(mtc_context *ctx, mtc_counters *c) {
+  memset(c, 0, sizeof *c);
+  c->version = MTC_COUNTERS_VERSION;
+  return mtc_context_counters(ctx, c);
+}
+
+/* ---- a SOCKS5 server (RFC 1928, no authentication, CONNECT to 127.0.0.1) relaying to the mock DCs ---- */
+
+typedef struct socks {
+  int lfd;
+  uint16_t port;
+  pthread_t th;
+  int stop, started;
+  pthread_mutex_t mu;
+  int accepted;
+  int c[8], s[8], n;
+} socks;
+
+static int full_recv(int fd, uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t r = recv(fd, p, n, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/* greeting 05 01 00 -> 05 00; 05 01 00 01 a.b.c.d port -> 05 00 00 01 0*6; the port or 0 */
+static uint16_t socks_handshake(int fd) {
+  uint8_t g[3], q[10];
+  static const uint8_t m[2] = {5, 0}, ok[10] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  if (full_recv(fd, g, 3) || g[0] != 5 || g[1] != 1 || g[2] != 0) return 0;
+  if (send(fd, m, 2, MSG_NOSIGNAL) != 2) return 0;
+  if (full_recv(fd, q, 10) || q[0] != 5 || q[1] != 1 || q[3] != 1) return 0;
+  if (q[4] != 127 || q[5] != 0 || q[6] != 0 || q[7] != 1) return 0;
+  if (send(fd, ok, 10, MSG_NOSIGNAL) != 10) return 0;
+  return (uint16_t)(q[8] << 8 | q[9]);
+}
+
+static int connect_local(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+static void socks_drop(socks *x, int i) {
+  close(x->c[i]);
+  close(x->s[i]);
+  x->c[i] = x->c[x->n - 1];
+  x->s[i] = x->s[x->n - 1];
+  x->n--;
+}
+
+static int pass(int from, int to) {
+  uint8_t buf[16384];
+  ssize_t n = recv(from, buf, sizeof buf, 0);
+  if (n <= 0) return -1;
+  for (ssize_t off = 0; off < n;) {
+    ssize_t w = send(to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    off += w;
+  }
+  return 0;
+}
+
+static void *socks_main(void *arg) {
+  socks *x = arg;
+  while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+    struct pollfd p[17];
+    int np = 0;
+    p[np].fd = x->lfd;
+    p[np++].events = POLLIN;
+    for (int i = 0; i < x->n; i++) {
+      p[np].fd = x->c[i];
+      p[np++].events = POLLIN;
+      p[np].fd = x->s[i];
+      p[np++].events = POLLIN;
+    }
+    if (poll(p, (nfds_t)np, 20) <= 0) continue;
+    if (p[0].revents & POLLIN) {
+      int cfd = accept(x->lfd, NULL, NULL);
+      if (cfd < 0) continue;
+      uint16_t target = socks_handshake(cfd);
+      int sfd = target ? connect_local(target) : -1;
+      if (sfd < 0 || x->n >= 8) {
+        close(cfd);
+        if (sfd >= 0) close(sfd);
+        continue;
+      }
+      int one = 1;
+      setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      x->c[x->n] = cfd;
+      x->s[x->n++] = sfd;
+      pthread_mutex_lock(&x->mu);
+      x->accepted++;
+      pthread_mutex_unlock(&x->mu);
+      continue; /* the table changed: poll again */
+    }
+    for (int i = 0; i < x->n; i++) {
+      short ce = p[1 + 2 * i].revents, se = p[2 + 2 * i].revents;
+      if (((ce & (POLLIN | POLLHUP | POLLERR)) && pass(x->c[i], x->s[i]) != 0) ||
+          ((se & (POLLIN | POLLHUP | POLLERR)) && pass(x->s[i], x->c[i]) != 0)) {
+        socks_drop(x, i);
+        break;
+      }
+    }
+  }
+  while (x->n) socks_drop(x, 0);
+  return NULL;
+}
+
+static int socks_start(socks *x) {
+  memset(x, 0, sizeof *x);
+  pthread_mutex_init(&x->mu, NULL);
+  x->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  REQ(x->lfd >= 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t sl = sizeof sa;
+  REQ(bind(x->lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(x->lfd, 16) == 0);
+  REQ(getsockname(x->lfd, (struct sockaddr *)&sa, &sl) == 0);
+  x->port = ntohs(sa.sin_port);
+  REQ(pthread_create(&x->th, NULL, socks_main, x) == 0);
+  x->started = 1;
+  return 0;
+}
+
+static int socks_accepted(socks *x) {
+  pthread_mutex_lock(&x->mu);
+  int n = x->accepted;
+  pthread_mutex_unlock(&x->mu);
+  return n;
+}
+
+static void socks_stop(socks *x) {
+  if (x->started) {
+    __atomic_store_n(&x->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(x->th, NULL);
+  }
+  if (x->lfd >= 0) close(x->lfd);
+  pthread_mutex_destroy(&x->mu);
+}
+
+/* ---- the cases ---------------------------------------------------------------------------------------- */
+
+static int via_mtproxy_name(void) {
+  env e;
+  REQ(env_start(&e) == 0);
+  mock_loop *l = NULL;
+  REQ(mock_loop_new(&l) == 0);
+  mock_proxy_dc pdcs[5];
+  for (int i = 0; i < 5; i++) {
+    pdcs[i].dc = i + 1;
+    pdcs[i].port = mock_dc_port(e.cl, i + 1);
+  }
+  mock_proxy_config pc;
+  memset(&pc, 0, sizeof pc);
+  for (int i = 0; i < 16; i++) pc.secret[i] = (uint8_t)(0x30 + i);
+  pc.dcs = pdcs;
+  pc.n_dcs = 5;
+  pc.rnd = test_rnd;
+  mock_proxy *px = NULL;
+  REQ(mock_proxy_new(l, &pc, &px) == 0);
+  REQ(mock_loop_start_thread(l) == 0);
+  char link[160];
+  snprintf(link, sizeof link,
+           "tg://proxy?server=proxy.mtconn.test&port=%u&secret=dd303132333435363738393a3b3c3d3e3f",
+           (unsigned)mock_proxy_port(px));
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = link;
+  mtc_context *ctx = NULL;
+  REQ(new_ctx(&ctx, &s) == 0);
+  mock_dns_stats ds;
+  mock_dns_stats_get(e.dns, &ds);
+  REQ(ds.queries == 0); /* nothing is asked before a connection is due */
+  int rc = login(ctx);
+  mtc_counters c;
+  REQ(counters(ctx, &c) == 0);
+  mock_dns_stats_get(e.dns, &ds);
+  mock_proxy_stats ps;
+  mock_loop_lock(l);
+  mock_proxy_stats_get(px, &ps);
+  mock_loop_unlock(l);
+  fprintf(stderr, "    MTProxy by name: login %s, %llu DNS queries (mock: %llu A, %llu AAAA), "
+                  "%llu proxy connections, %llu connects\n",
+          rc ? "FAILED" : "ok", (unsigned long long)c.dns_queries, (unsigned long long)ds.a,
+          (unsigned long long)ds.aaaa, (unsigned long long)ps.accepted,
+          (unsigned long long)c.connects_started);
+  REQ(rc == 0);
+  REQ(c.dns_queries == 2 && ds.a == 1 && ds.aaaa == 1 && ds.queries == 2);
+  REQ(ps.accepted == 3 && ps.handshakes_ok == 3 && c.connects_started == 3);
+  mtc_context_free(ctx);
+  mock_loop_stop_thread(l);
+  mock_proxy_free(px);
+  mock_loop_free(l);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(mtproxy_by_name) { CHECK(via_mtproxy_name() == 0); }
+
+static int via_socks_name(const char *host, int want_dns) {
+  env e;
+  REQ(env_start(&e) == 0);
+  socks x;
+  REQ(socks_start(&x) == 0);
+  char link[128];
+  snprintf(link, sizeof link, "tg://socks?server=%s&port=%u", host, (unsigned)x.port);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = link;
+  mtc_context *ctx = NULL;
+  REQ(new_ctx(&ctx, &s) == 0);
+  int rc = login(ctx);
+  mtc_counters c;
+  REQ(counters(ctx, &c) == 0);
+  mock_dns_stats ds;
+  mock_dns_stats_get(e.dns, &ds);
+  int acc = socks_accepted(&x);
+  fprintf(stderr, "    SOCKS5 %s: login %s, %llu DNS queries (mock saw %llu), %d proxy connections\n",
+          host, rc ? "FAILED" : "ok", (unsigned long long)c.dns_queries,
+          (unsigned long long)ds.queries, acc);
+  REQ(rc == 0);
+  REQ(c.dns_queries == (uint64_t)want_dns && ds.queries == (uint64_t)want_dns);
+  REQ(acc == 3 && c.connects_started == 3);
+  mtc_context_free(ctx);
+  socks_stop(&x);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(socks5_by_name) { CHECK(via_socks_name("socks.mtconn.test", 2) == 0); }
+/* the same with the application's loop: c-ares' socket and timer go through
+ * watch_fd / set_timer */
+TEST(socks5_by_name_host_loop) {
+  memset(&g_host, 0, sizeof g_host);
+  g_host.on = 1;
+  g_host.timer_at = -1;
+  int rc = via_socks_name("socks.mtconn.test", 2);
+  fprintf(stderr, "    host loop: %d on_io calls, %d timer fires, %d fds left\n", g_host.io_calls,
+          g_host.timer_fires, g_host.n);
+  int left = g_host.n;
+  g_host.on = 0;
+  CHECK(rc == 0);
+  CHECK_EQ_INT(left, 0); /* every fd unwatched when the context went */
+}
+TEST(socks5_localhost_no_dns) { CHECK(via_socks_name("localhost", 0) == 0); }
+
+/* NXDOMAIN: no connection, the request fails with MTC_ERR_PROXY_HOST after
+ * max_connect_attempts (2) lookups, 1 s apart (the back-off). */
+static int nxdomain(const char *kind) {
+  env e;
+  REQ(env_start(&e) == 0);
+  char link[160];
+  if (!strcmp(kind, "socks"))
+    snprintf(link, sizeof link, "tg://socks?server=nope.mtconn.test&port=1080");
+  else
+    snprintf(link, sizeof link, "tg://proxy?server=nope.mtconn.test&port=443&secret="
+                                "dd303132333435363738393a3b3c3d3e3f");
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = link;
+  s.max_connect_attempts = 2;
+  s.reconnect_initial_ms = 50;
+  mtc_context *ctx = NULL;
+  REQ(new_ctx(&ctx, &s) == 0);
+  res r;
+  body q = q_nearest();
+  int64_t t0 = mono_ms();
+  REQ(call(ctx, NULL, &q, &r) == 0);
+  int64_t took = r.at - t0;
+  mtc_counters c;
+  REQ(counters(ctx, &c) == 0);
+  mock_dns_stats ds;
+  mock_dns_stats_get(e.dns, &ds);
+  fprintf(stderr, "    %s NXDOMAIN: error %d after %lld ms, %llu DNS queries (mock NXDOMAIN %llu), "
+                  "%llu connects\n",
+          kind, r.error, (long long)took, (unsigned long long)c.dns_queries,
+          (unsigned long long)ds.nxdomain, (unsigned long long)c.connects_started);
+  REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_PROXY_HOST);
+  REQ(took >= 950 && took < 8000);
+  REQ(c.dns_queries == 4 && ds.nxdomain == 4 && ds.queries == 4);
+  REQ(c.connects_started == 0);
+  /* new work: the slot tries again (one more lookup once the back-off ends) */
+  res r2;
+  REQ(call(ctx, NULL, &q, &r2) == 0);
+  REQ(r2.kind == MTC_RESULT_ERROR && r2.error == MTC_ERR_PROXY_HOST);
+  REQ(counters(ctx, &c) == 0);
+  REQ(c.dns_queries >= 6 && c.dns_queries <= 8);
+  mtc_context_free(ctx);
+  env_stop(&e);
+  return 0;
+}
+
+static int64_t thread_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A DNS server that never answers: the slot waits without spinning (the
+ * context's next timeout stays in the future, the loop sleeps), the lookup
+ * times out after min(connect_timeout_ms, 5 s), and with one attempt
+ * allowed the request fails with MTC_ERR_PROXY_HOST. */
+static int silent_dns(void) {
+  env e;
+  REQ(env_start(&e) == 0);
+  mock_dns_set_drop(e.dns, 1);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  s.max_connect_attempts = 1;
+  s.connect_timeout_ms = 1000;
+  mtc_context *ctx = NULL;
+  REQ(new_ctx(&ctx, &s) == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  int64_t t0 = mono_ms();
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &r, NULL) == 0);
+  int64_t next = mtc_context_next_timeout_ms(ctx);
+  int64_t cpu0 = thread_cpu_ms();
+  int rounds = 0;
+  while (r.calls == 0 && mono_ms() - t0 < WAIT_MS) {
+    (void)mtc_context_run(ctx, 50);
+    rounds++;
+  }
+  int64_t cpu = thread_cpu_ms() - cpu0;
+  int64_t took = r.at - t0;
+  mtc_counters c;
+  REQ(counters(ctx, &c) == 0);
+  fprintf(stderr, "    silent DNS: error %d after %lld ms, %d loop rounds, %lld ms CPU, first timeout "
+                  "%lld ms, %llu DNS questions\n",
+          r.error, (long long)took, rounds, (long long)cpu, (long long)next,
+          (unsigned long long)c.dns_queries);
+  REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_PROXY_HOST);
+  REQ(next > 0);                   /* waiting, not due */
+  REQ(took >= 950 && took < 4000); /* the lookup's own deadline */
+  REQ(cpu < 300);                  /* the loop slept: a busy loop would burn the whole second */
+  REQ(c.dns_queries == 2 && c.connects_started == 0);
+  mtc_context_free(ctx);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(silent_dns) { CHECK(silent_dns() == 0); }
+
+TEST(mtproxy_nxdomain) { CHECK(nxdomain("mtproxy") == 0); }
+TEST(socks5_nxdomain) { CHECK(nxdomain("socks") == 0); }
+
+TEST(refused_names) {
+  env e;
+  CHECK(env_start(&e) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  mtc_context *ctx = NULL;
+  s.proxy = "tg://socks?server=hidden.onion&port=9050";
+  CHECK_EQ_INT(new_ctx(&ctx, &s), MTC_ERR_PROXY_HOST);
+  s.proxy = "tg://proxy?server=x.invalid&port=443&secret=00112233445566778899aabbccddeeff";
+  CHECK_EQ_INT(new_ctx(&ctx, &s), MTC_ERR_PROXY_HOST);
+  CHECK(ctx == NULL);
+  s.proxy = "tg://proxy?server=proxy.example.com&port=443&secret=00112233445566778899aabbccddeeff";
+  CHECK_EQ_INT(new_ctx(&ctx, &s), 0); /* accepted; nothing asked yet */
+  mtc_counters c;
+  CHECK_EQ_INT(counters(ctx, &c), 0);
+  CHECK_EQ_INT(c.dns_queries, 0);
+  mtc_context_free(ctx);
+  env_stop(&e);
+}
+
+TEST_MAIN("context_proxy", CASE(fixed_addresses), CASE(order), CASE(expiry), CASE(ip_failures),
+          CASE(backoff), CASE(stale_or_dropped), CASE(refused_names), CASE(mtproxy_by_name),
+          CASE(socks5_by_name), CASE(socks5_by_name_host_loop), CASE(socks5_localhost_no_dns), CASE(mtproxy_nxdomain),
+          CASE(socks5_nxdomain), CASE(silent_dns))
