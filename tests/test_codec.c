@@ -720,6 +720,19 @@ TEST(buffer_growth) {
   CHECK_EQ_INT(mtci_codec_feed(&c, s + 4 + 4999, 1, &used, &ev), 1);
   CHECK_EQ_INT(ev.len, 5000);
   CHECK_MEM(ev.data, s + 4, 5000);
+  /* trim: a buffer holding part of a frame stays (and the frame completes);
+   * an idle one goes */
+  CHECK_EQ_INT(mtci_codec_feed(&c, s, 4 + 100, &used, &ev), 0);
+  CHECK(c.buf != NULL);
+  mtci_codec_trim(&c);
+  CHECK(c.buf != NULL && c.buf_cap >= 100);
+  CHECK_EQ_INT(mtci_codec_feed(&c, s + 4 + 100, 4900, &used, &ev), 1);
+  CHECK_EQ_INT(ev.len, 5000);
+  CHECK_MEM(ev.data, s + 4, 5000);
+  mtci_codec_trim(&c);
+  CHECK(c.buf == NULL && c.buf_cap == 0);
+  CHECK_EQ_INT(mtci_codec_feed(&c, s, 4 + 5000, &used, &ev), 1); /* still decodes */
+  CHECK_MEM(ev.data, s + 4, 5000);
   mtci_codec_free(&c);
   free(s);
 }

@@ -151,6 +151,14 @@ int mtci_codec_init(mtci_codec *c, mtci_codec_kind kind, unsigned flags, mtc_ran
   return 0;
 }
 
+void mtci_codec_trim(mtci_codec *c) {
+  if (!c || !c->buf || (c->rx_state == RX_BODY && c->body_have > 0)) return;
+  free(c->buf);
+  c->buf = NULL;
+  c->buf_cap = 0;
+  c->release_buf = 0;
+}
+
 void mtci_codec_free(mtci_codec *c) {
   if (!c) return;
   free(c->buf);

@@ -136,6 +136,11 @@ typedef struct mtci_codec {
  * kind or flags, padded without rnd). Allocates nothing. */
 int mtci_codec_init(mtci_codec *c, mtci_codec_kind kind, unsigned flags, mtc_random_fn rnd,
                     void *rnd_ud);
+/* Releases the receive buffer unless it holds part of a frame (an idle
+ * connection need not keep up to 64 KiB). Ends the validity of the last
+ * event's data. Safe on a zeroed codec. */
+void mtci_codec_trim(mtci_codec *c);
+
 /* Releases the receive buffer. Safe on a zeroed or already-freed codec. */
 void mtci_codec_free(mtci_codec *c);
 

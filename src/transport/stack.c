@@ -316,6 +316,7 @@ void mtci_stack_trim(mtci_stack *st) {
   buf_trim(&st->out);
   buf_trim(&st->held);
   buf_trim(&st->rx);
+  mtci_codec_trim(&st->codec);
 }
 
 size_t mtci_stack_heap_bytes(const mtci_stack *st) {
