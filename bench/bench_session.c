@@ -7,7 +7,9 @@
  *         (its loop runs in its own thread). The client (this thread) keeps
  *         W requests in flight: invoke -> build_packet -> stack ->
  *         non-blocking socket, and back through feed -> feed_packet ->
- *         events. Client CPU is this thread's CLOCK_THREAD_CPUTIME_ID
+ *         events. Like an application's event loop it reads the clock once
+ *         per wakeup (after poll) and passes that time to every session
+ *         call of the turn. Client CPU is this thread's CLOCK_THREAD_CPUTIME_ID
  *         (user + sys: the loopback TCP work of our sends is charged to
  *         us). Reference: the MTProto crypto alone (msg_key + KDF + IGE)
  *         replayed for the same number of packets of the same sizes, both
@@ -162,6 +164,7 @@ typedef struct lc {
   int hs_done;
   int64_t last_msg_id; /* msg_ids of the next session continue above it */
   /* session */
+  int64_t now; /* the clock, read once per wakeup (as an event loop would) */
   uint64_t next_token;
   size_t inflight;
   uint64_t done, rpc_errors, failed, bad_results;
@@ -200,7 +203,7 @@ static int hs_packet(lc *c, const uint8_t *p, size_t n) {
 
 static int sess_packet(lc *c, const uint8_t *p, size_t n) {
   if (c->record && sizes_push(&c->in, n)) return MTC_ERR_NOMEM;
-  int r = mtci_session_feed_packet(&c->s, wall_ms(), p, n);
+  int r = mtci_session_feed_packet(&c->s, c->now, p, n);
   if (r < 0) return r;
   mtci_session_event ev;
   while (mtci_session_next_event(&c->s, &ev)) {
@@ -240,7 +243,7 @@ static int lc_feed(lc *c, const uint8_t *p, size_t n) {
       return ev.error ? ev.error : MTC_ERR_IO_FAILED;
     }
   }
-  if (c->mode) mtci_session_on_bytes_received(&c->s, wall_ms());
+  if (c->mode) mtci_session_on_bytes_received(&c->s, c->now);
   return 0;
 }
 
@@ -249,7 +252,7 @@ static int lc_pump(lc *c) {
   if (c->mode) {
     for (;;) {
       mtci_tl_writer_reset(&c->w);
-      int r = mtci_session_build_packet(&c->s, wall_ms(), &c->w, NULL);
+      int r = mtci_session_build_packet(&c->s, c->now, &c->w, NULL);
       if (r < 0) return r;
       if (r == 0) break;
       if (c->record && sizes_push(&c->out, c->w.len)) return MTC_ERR_NOMEM;
@@ -269,6 +272,7 @@ static int lc_step(lc *c, int timeout_ms) {
   int pr = poll(&pfd, 1, timeout_ms);
   if (pr < 0) return errno == EINTR ? 0 : MTC_ERR_IO_FAILED;
   if (pr == 0) return MTC_ERR_IO_TIMED_OUT;
+  c->now = wall_ms();
   if (pfd.revents & POLLOUT) {
     int rc = lc_flush(c);
     if (rc) return rc;
@@ -383,6 +387,7 @@ static int lc_session(lc *c) {
   if (rc) return rc;
   c->s_live = 1;
   c->mode = 1;
+  c->now = wall_ms();
   c->inflight = 0;
   return 0;
 }
@@ -399,9 +404,9 @@ static int lc_run(lc *c, size_t total, size_t window) {
       if (rc) return rc;
       issued++, c->inflight++;
     }
-    int64_t now = wall_ms();
-    if (mtci_session_next_deadline(&c->s) <= now) {
-      int rc = mtci_session_on_deadline(&c->s, now);
+    /* c->now: read when poll returned (lc_step), before this turn's input */
+    if (mtci_session_next_deadline(&c->s) <= c->now) {
+      int rc = mtci_session_on_deadline(&c->s, c->now);
       if (rc) return rc;
     }
     int rc = lc_pump(c);
@@ -931,6 +936,7 @@ static int idle_establish(idle *c, mock_session *m, const uint8_t *key, int64_t 
   }
   if (!rc && (mtci_session_pending(&c->s) != 0 || mtci_stack_pending(&c->st, &(const uint8_t *){0})))
     rc = MTC_ERR_AUTH_STATE; /* not idle */
+  if (!rc) mtci_stack_trim(&c->st); /* idle: what the context does (mtci_conn_trim) */
   mtci_obfs_free(&v.ob);
   mtci_codec_free(&v.codec);
   return rc;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "mtconn/version.h"
 #include "session_impl.h"
 #include "tl/special.h"
@@ -36,16 +37,17 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
   return 0;
 }
 
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
-static void put64(uint8_t *p, int64_t v) {
-  put32(p, (uint32_t)(uint64_t)v);
-  put32(p + 4, (uint32_t)((uint64_t)v >> 32));
-}
+/* Little-endian stores. On a little-endian host a plain copy: gcc's
+ * vectorizer turns the byte-by-byte form of a packet's 16-byte message
+ * headers into byte shuffles and a stalled reload from the stack. */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, int64_t v) { memcpy(p, &v, 8); }
+#else
+static void put32(uint8_t *p, uint32_t v) { mtci_put_le32(p, v); }
+static void put64(uint8_t *p, int64_t v) { mtci_put_le64(p, mtci_u64_of(v)); }
+#endif
 
 int64_t mtci_session_make_msg_id(int64_t *last, int64_t server_ms) {
   if (server_ms < 0) server_ms = 0;
@@ -62,6 +64,17 @@ int64_t mtci_session_make_msg_id(int64_t *last, int64_t server_ms) {
   return (int64_t)id;
 }
 
+/* mtci_session_make_msg_id(last, server_ms) when *last is already at or
+ * above server_ms's id (a packet's messages after its first): the
+ * successor, without the time arithmetic. */
+static int64_t next_msg_id(int64_t *last, int64_t server_ms) {
+  if (*last < 0) return mtci_session_make_msg_id(last, server_ms);
+  uint64_t id = ((uint64_t)*last & ~(uint64_t)3) + 4;
+  if ((id & 0xffffffffu) == 0) id += 4;
+  *last = (int64_t)id;
+  return (int64_t)id;
+}
+
 int64_t mtci_session_msg_id_ms(int64_t msg_id) {
   uint64_t u = (uint64_t)msg_id;
   uint64_t sec = u >> 32, frac = u & 0xffffffffu;
@@ -74,17 +87,51 @@ int64_t mtci_session_server_time_ms(const mtci_session *s, int64_t now_ms) {
 
 /* ---- events ------------------------------------------------------------------ */
 
-/* A new entry at the end of the queue (zeroed), or NULL. */
-static mtci_session_evq *evq_push(mtci_session *s) {
-  size_t need = s->evq_head + s->evq_n + 1;
-  if (need > s->evq_cap && s->evq_head > 0) { /* compact */
+/*
+ * The queue: entries [evq_head, evq_head + evq_n) are pending. Entries
+ * handed out stay below evq_head with their inline payloads until the
+ * queue drains (next_event zeroizes them then, all at once), is compacted
+ * or trimmed, or the session is freed: one zeroize per burst, not one per
+ * event.
+ */
+
+/* Room for one more entry: compact (handed-out entries are dropped; what
+ * they and the moved entries left behind is zeroized) or grow (a new array:
+ * the old one is zeroized, not left to realloc). */
+static int evq_room(mtci_session *s) {
+  size_t used = s->evq_head + s->evq_n;
+  if (used < s->evq_cap) return 0;
+  if (s->evq_head > 0) {
     memmove(s->evq, s->evq + s->evq_head, s->evq_n * sizeof *s->evq);
+    mtci_zeroize(s->evq + s->evq_n, s->evq_head * sizeof *s->evq);
     s->evq_head = 0;
-    need = s->evq_n + 1;
+    if (s->evq_n < s->evq_cap) return 0;
   }
-  if (grow((void **)&s->evq, &s->evq_cap, need, sizeof *s->evq)) return NULL;
+  size_t ncap = s->evq_cap ? s->evq_cap : 8;
+  while (ncap <= s->evq_n) {
+    if (ncap > SIZE_MAX / 2 / sizeof *s->evq) return MTC_ERR_NOMEM;
+    ncap *= 2;
+  }
+  mtci_session_evq *n = malloc(ncap * sizeof *n);
+  if (!n) return MTC_ERR_NOMEM;
+  if (s->evq) {
+    memcpy(n, s->evq, s->evq_n * sizeof *n);
+    mtci_zeroize(s->evq, s->evq_cap * sizeof *s->evq);
+    free(s->evq);
+  }
+  s->evq = n;
+  s->evq_cap = ncap;
+  return 0;
+}
+
+/* A new entry at the end of the queue: ev zeroed, no payload; or NULL. */
+static mtci_session_evq *evq_push(mtci_session *s) {
+  if (evq_room(s)) return NULL;
   mtci_session_evq *q = &s->evq[s->evq_head + s->evq_n++];
-  memset(q, 0, sizeof *q);
+  memset(&q->ev, 0, sizeof q->ev);
+  q->buf = NULL;
+  q->buf_size = 0;
+  q->inl_size = 0;
   return q;
 }
 
@@ -140,52 +187,60 @@ int mtci_sess_event(mtci_session *s, int type, uint64_t token, int32_t code, con
   return 0;
 }
 
-/* The payload handed out last is no longer needed. */
-static void release_ev_cur(mtci_session *s) {
-  mtci_sess_evcur *c = (mtci_sess_evcur *)(void *)s->ev_cur;
-  if (!c) return;
+/* The owned payload handed out last is no longer needed. */
+static void release_ev_big(mtci_sess_evcur *c) {
   if (c->big) {
     mtci_zeroize(c->big, c->big_size);
     free(c->big);
     c->big = NULL;
     c->big_size = 0;
   }
+}
+
+/* ... nor the inline one. */
+static void release_ev_small(mtci_sess_evcur *c) {
   if (c->small_size) {
-    mtci_zeroize(c->small, c->small_size);
+    mtci_zeroize(c->small, sizeof c->small);
     c->small_size = 0;
   }
 }
 
 static void free_ev_cur(mtci_session *s) {
-  release_ev_cur(s);
-  if (s->ev_cur) {
-    mtci_zeroize(s->ev_cur, s->ev_cur_size);
-    free(s->ev_cur);
-    s->ev_cur = NULL;
-    s->ev_cur_size = 0;
-  }
+  mtci_sess_evcur *c = (mtci_sess_evcur *)(void *)s->ev_cur;
+  if (!c) return;
+  release_ev_big(c);
+  mtci_zeroize(s->ev_cur, s->ev_cur_size);
+  free(s->ev_cur);
+  s->ev_cur = NULL;
+  s->ev_cur_size = 0;
 }
 
 int mtci_session_next_event(mtci_session *s, mtci_session_event *ev) {
-  release_ev_cur(s);
   mtci_sess_evcur *c = (mtci_sess_evcur *)(void *)s->ev_cur;
+  if (c) release_ev_big(c);
   if (s->evq_n == 0 || !c) {
+    if (c) release_ev_small(c);
     memset(ev, 0, sizeof *ev);
     return 0;
   }
   mtci_session_evq *q = &s->evq[s->evq_head++];
   s->evq_n--;
-  if (s->evq_n == 0) s->evq_head = 0;
   *ev = q->ev;
-  if (q->inl_size) { /* whole buffers: a fixed-size copy is cheaper than an exact one */
+  if (q->inl_size) {
+    /* the whole buffer: overwrites the previous payload entirely, and a
+     * fixed-size copy is cheaper than an exact one */
     memcpy(c->small, q->inl, sizeof c->small);
     c->small_size = q->inl_size;
     ev->data = c->small;
-    mtci_zeroize(q->inl, sizeof q->inl);
-    q->inl_size = 0;
   } else {
+    release_ev_small(c);
     c->big = q->buf;
     c->big_size = q->buf_size;
+    q->buf = NULL;
+  }
+  if (s->evq_n == 0) { /* drained: wipe the handed-out entries at once */
+    mtci_zeroize(s->evq, s->evq_head * sizeof *s->evq);
+    s->evq_head = 0;
   }
   return 1;
 }
@@ -199,12 +254,18 @@ static void req_free(mtci_session_req *r) {
   free(r);
 }
 
-/* The spare requests after the live ones (see MTCI_SESS_SPARE_BODY_MAX). */
+/* The spare requests (see MTCI_SESS_SPARE_BODY_MAX). */
 static void free_spares(mtci_session *s) {
-  for (size_t i = s->n_reqs; i < s->cap_reqs && s->reqs[i]; i++) {
-    free(s->reqs[i]);
-    s->reqs[i] = NULL;
+  while (s->spare_reqs) {
+    mtci_session_req *r = s->spare_reqs;
+    s->spare_reqs = r->next_spare;
+    free(r); /* its body was zeroized when it became a spare */
   }
+}
+
+/* The reqs array as allocated (s->reqs starts reqs_head entries into it). */
+static mtci_session_req **reqs_base(const mtci_session *s) {
+  return s->reqs ? s->reqs - s->reqs_head : NULL;
 }
 
 mtci_session_req *mtci_sess_find_req(const mtci_session *s, int64_t msg_id, int *wrapped) {
@@ -227,21 +288,26 @@ mtci_session_req *mtci_sess_find_req(const mtci_session *s, int64_t msg_id, int 
 
 void mtci_sess_remove_req(mtci_session *s, mtci_session_req *r) {
   for (size_t i = 0; i < s->n_reqs; i++) {
-    if (s->reqs[i] == r) {
+    if (s->reqs[i] != r) continue;
+    if (i == 0) { /* the oldest (answers mostly come in order): move the start */
+      s->reqs++;
+      s->reqs_head++;
+    } else {
       memmove(s->reqs + i, s->reqs + i + 1, (s->n_reqs - i - 1) * sizeof *s->reqs);
-      s->n_reqs--;
-      if (r->body_cap <= MTCI_SESS_SPARE_BODY_MAX) { /* first of the spares */
-        mtci_zeroize(r->body, r->len);
-        s->reqs[s->n_reqs] = r;
-      } else { /* the last spare (if any) fills the slot */
-        size_t last = s->n_reqs;
-        for (size_t k = last + 1; k < s->cap_reqs && s->reqs[k]; k++) last = k;
-        s->reqs[s->n_reqs] = s->reqs[last];
-        s->reqs[last] = NULL;
-        req_free(r);
-      }
-      return;
     }
+    if (!r->sent) s->n_unsent--;
+    if (--s->n_reqs == 0) { /* empty: back to the start of the array */
+      s->reqs -= s->reqs_head;
+      s->reqs_head = 0;
+    }
+    if (r->body_cap <= MTCI_SESS_SPARE_BODY_MAX) {
+      mtci_zeroize(r->body, r->len);
+      r->next_spare = s->spare_reqs;
+      s->spare_reqs = r;
+    } else {
+      req_free(r);
+    }
+    return;
   }
 }
 
@@ -268,6 +334,7 @@ void mtci_sess_resend(mtci_session *s, mtci_session_req *r, int counted) {
     return;
   }
   push_old(r);
+  if (r->sent) s->n_unsent++;
   r->sent = 0;
   r->acked = 0;
   r->quick_ack = 0;
@@ -312,21 +379,29 @@ static int add_req(mtci_session *s, int kind, uint64_t token, uint32_t flags, co
                    size_t len) {
   mtci_session_req *r = NULL;
   if (len > SIZE_MAX - sizeof *r - 16) return MTC_ERR_NOMEM;
-  if (s->n_reqs == s->cap_reqs) { /* no spares either: new slots are NULL */
-    size_t old = s->cap_reqs;
-    if (grow((void **)&s->reqs, &s->cap_reqs, s->n_reqs + 1, sizeof *s->reqs))
+  if (s->reqs_head + s->n_reqs == s->cap_reqs) { /* no room at the end */
+    mtci_session_req **base = reqs_base(s);
+    if (s->reqs_head > 0) { /* room at the start: move down (amortized O(1)) */
+      memmove(base, s->reqs, s->n_reqs * sizeof *s->reqs);
+    } else if (grow((void **)&base, &s->cap_reqs, s->n_reqs + 1, sizeof *s->reqs)) {
       return MTC_ERR_NOMEM;
-    memset(s->reqs + old, 0, (s->cap_reqs - old) * sizeof *s->reqs);
+    }
+    s->reqs = base;
+    s->reqs_head = 0;
   }
   size_t cap = len;
-  r = s->reqs[s->n_reqs]; /* a spare, or NULL */
+  r = s->spare_reqs;
   if (r && r->body_cap >= len) {
+    s->spare_reqs = r->next_spare;
     cap = r->body_cap;
-  } else { /* a new one takes the slot (a spare there is too small) */
+  } else { /* a new one (a first spare too small for it goes) */
     if (cap < 16) cap = 16;
     mtci_session_req *n = malloc(sizeof *n + cap);
     if (!n) return MTC_ERR_NOMEM;
-    free(r);
+    if (r) {
+      s->spare_reqs = r->next_spare;
+      free(r);
+    }
     r = n;
   }
   /* every field but old[] (only old[0..n_old) is read) */
@@ -347,6 +422,7 @@ static int add_req(mtci_session *s, int kind, uint64_t token, uint32_t flags, co
   r->token_bound = s->n_reqs ? s->reqs[s->n_reqs - 1]->token_bound : 0;
   if (kind == REQ_API && token > r->token_bound) r->token_bound = token;
   s->reqs[s->n_reqs++] = r;
+  s->n_unsent++;
   return 0;
 }
 
@@ -442,9 +518,11 @@ int mtci_sess_queue_ack(mtci_session *s, int64_t msg_id, int64_t now_ms) {
     if (s->acks[lo] == msg_id) return 0;
     i = lo;
   }
-  if (grow((void **)&s->acks, &s->cap_acks, s->n_acks + 1, sizeof *s->acks)) return MTC_ERR_NOMEM;
+  if (s->n_acks == s->cap_acks &&
+      grow((void **)&s->acks, &s->cap_acks, s->n_acks + 1, sizeof *s->acks))
+    return MTC_ERR_NOMEM;
   if (s->n_acks == 0) s->ack_since_ms = now_ms;
-  memmove(s->acks + i + 1, s->acks + i, (s->n_acks - i) * sizeof *s->acks);
+  if (i < s->n_acks) memmove(s->acks + i + 1, s->acks + i, (s->n_acks - i) * sizeof *s->acks);
   s->acks[i] = msg_id;
   s->n_acks++;
   return 0;
@@ -532,6 +610,27 @@ int mtci_sess_seen_state(const mtci_session *s, int64_t msg_id) {
 int mtci_sess_seen_add(mtci_session *s, int64_t msg_id) {
   mtci_sess_seen *w = seen_ring(s);
   if (!w) return MTC_ERR_SESSION_DUPLICATE;
+  /* The usual cases, as the general path below would do them: the id is
+   * above every id kept, or just below the highest (a container's
+   * messages come after its own id, which is above theirs); there is room,
+   * or the window is at its largest and the lowest goes. */
+  size_t n = s->n_seen;
+  if (n >= 2 && (n < w->cap || w->cap == MTCI_SESSION_SEEN_WINDOW)) {
+    int64_t top = seen_at(w, n - 1);
+    if (msg_id > top) {
+      if (n == w->cap) seen_forget_lowest(s);
+      w->ids[seen_pos(w, s->n_seen)] = msg_id;
+      s->n_seen++;
+      return 0;
+    }
+    if (msg_id < top && msg_id > seen_at(w, n - 2)) {
+      if (n == w->cap) seen_forget_lowest(s);
+      w->ids[seen_pos(w, s->n_seen)] = top;
+      w->ids[seen_pos(w, s->n_seen - 1)] = msg_id;
+      s->n_seen++;
+      return 0;
+    }
+  }
   size_t i = 0;
   if (s->n_seen) {
     if (seen_below(s, msg_id)) return MTC_ERR_SESSION_DUPLICATE;
@@ -686,8 +785,8 @@ int mtci_session_init(mtci_session *s, const mtci_session_config *c, int64_t now
 void mtci_session_free(mtci_session *s) {
   if (!s) return;
   for (size_t i = 0; i < s->n_reqs; i++) req_free(s->reqs[i]);
-  if (s->reqs) free_spares(s);
-  free(s->reqs);
+  free_spares(s);
+  free(reqs_base(s));
   for (size_t i = 0; i < s->n_svc; i++) free(s->svc[i].body);
   free(s->svc);
   free(s->acks);
@@ -721,6 +820,7 @@ static int ping_in_flight(const mtci_session *s) {
  * the last inbound bytes (usually the first one). */
 static int64_t probe_base(const mtci_session *s) {
   int64_t t = INT64_MAX;
+  if (s->n_unsent == s->n_reqs) return t; /* none sent */
   for (size_t i = 0; i < s->n_reqs; i++) {
     const mtci_session_req *r = s->reqs[i];
     if (!r->sent) continue;
@@ -730,11 +830,7 @@ static int64_t probe_base(const mtci_session *s) {
   return t;
 }
 
-static int any_sent(const mtci_session *s) {
-  for (size_t i = 0; i < s->n_reqs; i++)
-    if (s->reqs[i]->sent) return 1;
-  return 0;
-}
+static int any_sent(const mtci_session *s) { return s->n_unsent < s->n_reqs; }
 
 static int64_t dead_at(const mtci_session *s) {
   int64_t t = INT64_MAX;
@@ -792,11 +888,11 @@ int64_t mtci_session_next_deadline(const mtci_session *s) {
 /* Quiet for a while: release what a burst left behind (the event payload
  * handed out last stays: it may still be in use). */
 static void trim(mtci_session *s) {
-  if (s->reqs) free_spares(s);
+  free_spares(s);
   if (s->n_reqs == 0 && s->reqs) {
-    free(s->reqs);
+    free(reqs_base(s));
     s->reqs = NULL;
-    s->cap_reqs = 0;
+    s->cap_reqs = s->reqs_head = 0;
   }
   if (s->evq_n == 0 && s->evq) {
     mtci_zeroize(s->evq, s->evq_cap * sizeof *s->evq);
@@ -891,15 +987,18 @@ int mtci_session_on_quick_ack(mtci_session *s, uint32_t token) {
 
 enum { IT_ACKS = 1, IT_PING, IT_SVC, IT_REQ };
 
+/* One message of the packet being built (32 bytes: the array of them for
+ * a packet of up to OUT_LOCAL messages lives on the stack). */
 typedef struct out_item {
-  int kind;
-  size_t index; /* svc index */
-  mtci_session_req *req;
-  size_t body_len;
-  int content, wrap;
+  mtci_session_req *req; /* IT_REQ */
   int64_t msg_id;
+  uint32_t body_len; /* <= MTCI_SESSION_MAX_BODY + the init prefix */
   int32_t seqno;
+  uint32_t index; /* IT_SVC: index in s->svc (< MTCI_TL_CONTAINER_MAX_MSGS) */
+  uint8_t kind, content, wrap;
 } out_item;
+
+#define OUT_LOCAL 128 /* items without an allocation: a full window of 64 plus acks */
 
 /* Writes the item's message body at p (it->body_len bytes); returns the
  * end. */
@@ -962,14 +1061,13 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   if (rc) return rc;
 
   /* 1. what goes out: acks, ping, service messages, then queued requests */
-  size_t n_unsent = 0;
-  for (size_t i = 0; i < s->n_reqs; i++) n_unsent += !s->reqs[i]->sent;
+  size_t n_unsent = s->n_unsent;
   int ping_now = s->ping_due && s->connected && !s->dead;
   if (!s->n_acks && !ping_now && !s->n_svc && !n_unsent) return 0;
   size_t n_cand = s->n_svc + n_unsent + 2;
   size_t cap = n_cand < MTCI_TL_CONTAINER_MAX_MSGS ? n_cand : MTCI_TL_CONTAINER_MAX_MSGS;
-  out_item local[64]; /* the usual case needs no allocation */
-  out_item *items = cap <= sizeof local / sizeof local[0] ? local : calloc(cap, sizeof *items);
+  out_item local[OUT_LOCAL]; /* the usual case needs no allocation */
+  out_item *items = cap <= OUT_LOCAL ? local : calloc(cap, sizeof *items);
   if (!items) return MTC_ERR_NOMEM;
   size_t n = 0, total = MTCI_TL_CONTAINER_HEADER, n_acks = 0;
   int full = 0;
@@ -988,23 +1086,26 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   if (s->n_acks && (have_other || s->n_acks > MTCI_SESSION_ACKS_IMMEDIATE ||
                     now_ms >= s->ack_since_ms + s->ack_flush_ms)) {
     n_acks = s->n_acks < MTCI_SESSION_ACKS_PER_MSG ? s->n_acks : MTCI_SESSION_ACKS_PER_MSG;
-    out_item it = {IT_ACKS, 0, NULL, 12 + 8 * n_acks, 0, 0, 0, 0};
+    out_item it = {NULL, 0, (uint32_t)(12 + 8 * n_acks), 0, 0, IT_ACKS, 0, 0};
     TRY_ADD(it);
   }
   if (!full && ping_now) {
-    out_item it = {IT_PING, 0, NULL, s->no_keepalive ? 12u : 16u, 0, 0, 0, 0};
+    out_item it = {NULL, 0, s->no_keepalive ? 12u : 16u, 0, 0, IT_PING, 0, 0};
     TRY_ADD(it);
   }
   for (size_t i = 0; i < s->n_svc && !full; i++) {
-    out_item it = {IT_SVC, i, NULL, s->svc[i].len, 1, 0, 0, 0};
+    out_item it = {NULL, 0, (uint32_t)s->svc[i].len, 0, (uint32_t)i, IT_SVC, 1, 0};
     TRY_ADD(it);
   }
-  for (size_t i = 0; i < s->n_reqs && !full; i++) {
+  const int may_wrap = !s->no_init, wrap_all = !s->init_done;
+  for (size_t i = 0, left = n_unsent; i < s->n_reqs && !full && left; i++) {
     mtci_session_req *r = s->reqs[i];
     if (r->sent) continue;
-    int wrap = r->kind == REQ_API && !s->no_init && !(r->flags & MTCI_SESSION_REQ_NO_INIT) &&
-               (!s->init_done || r->force_wrap);
-    out_item it = {IT_REQ, 0, r, r->len + (wrap ? s->init_prefix_len : 0), 1, wrap, 0, 0};
+    left--;
+    int wrap = may_wrap && r->kind == REQ_API && !(r->flags & MTCI_SESSION_REQ_NO_INIT) &&
+               (wrap_all || r->force_wrap);
+    out_item it = {r, 0, (uint32_t)(r->len + (wrap ? s->init_prefix_len : 0)), 0, 0, IT_REQ, 1,
+                   (uint8_t)wrap};
     TRY_ADD(it);
   }
 #undef TRY_ADD
@@ -1017,18 +1118,20 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   int64_t last = s->last_msg_id;
   int32_t content = s->content_sent;
   int64_t server_ms = mtci_session_server_time_ms(s, now_ms);
+  int64_t ping_id = 0;
   for (size_t i = 0; i < n; i++) {
-    items[i].msg_id = mtci_session_make_msg_id(&last, server_ms);
+    /* after the first id, make_msg_id(&last, server_ms) is last's successor */
+    items[i].msg_id =
+        i ? next_msg_id(&last, server_ms) : mtci_session_make_msg_id(&last, server_ms);
     items[i].seqno = items[i].content ? 2 * content + 1 : 2 * content;
-    if (items[i].content) content++;
-  }
-  int64_t msg_id = items[0].msg_id, ping_id = 0;
-  int32_t seqno = items[0].seqno;
-  for (size_t i = 0; i < n; i++)
+    content += items[i].content;
     if (items[i].kind == IT_PING) ping_id = items[i].msg_id;
+  }
+  int64_t msg_id = items[0].msg_id;
+  int32_t seqno = items[0].seqno;
   size_t data_len = items[0].body_len;
   if (n > 1) {
-    msg_id = mtci_session_make_msg_id(&last, server_ms);
+    msg_id = next_msg_id(&last, server_ms);
     seqno = 2 * content;
     data_len = total;
   }
@@ -1078,9 +1181,10 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
       put32(p + 4, (uint32_t)n);
       p += 8;
       for (size_t i = 0; i < n && !rc; i++) {
+        /* msg_id, then seqno and bytes as one 8-byte word */
         put64(p, items[i].msg_id);
-        put32(p + 8, (uint32_t)items[i].seqno);
-        put32(p + 12, (uint32_t)items[i].body_len);
+        put64(p + 8, (int64_t)((uint64_t)(uint32_t)items[i].seqno |
+                               (uint64_t)items[i].body_len << 32));
         uint8_t *end = emit_body(s, p + 16, &items[i], n_acks, ping_id);
         if ((size_t)(end - p) != MTCI_TL_CONTAINER_MSG_HEADER + items[i].body_len)
           rc = MTC_ERR_INTERNAL;
@@ -1125,6 +1229,7 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
     if (it->kind == IT_REQ) {
       mtci_session_req *r = it->req;
       r->sent = 1;
+      s->n_unsent--;
       r->acked = 0;
       r->msg_id = it->msg_id;
       r->container_id = cont_id;
@@ -1249,7 +1354,7 @@ int mtci_session_feed_packet(mtci_session *s, int64_t now_ms, const uint8_t *pkt
   if (is_container) {
     if (seqno & 1) mtci_sess_queue_ack(s, msg_id, now_ms);
     mtci_tl_message m;
-    while (mtci_tl_container_next(&cont, &m)) {
+    while (mtci_tl_container_next(&cont, &m) > 0) {
       if ((m.msg_id & 1) == 0) {
         s->stats.bad_msgs++;
         continue;

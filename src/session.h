@@ -227,8 +227,11 @@ typedef struct mtci_session {
   size_t n_seen;
 
   /* outgoing */
-  mtci_session_req **reqs; /* in queue order */
+  mtci_session_req **reqs; /* in queue order: reqs[0..n_reqs) */
   size_t n_reqs, cap_reqs;
+  size_t reqs_head;              /* reqs is this far into its allocation (of cap_reqs) */
+  mtci_session_req *spare_reqs;  /* answered requests kept for reuse (a list) */
+  size_t n_unsent;               /* of reqs[0..n_reqs): not sent on this connection */
   uint64_t next_internal; /* tokens of internal requests (get_future_salts, ...) */
   int64_t *acks;          /* server msg_ids to acknowledge */
   size_t n_acks, cap_acks;

@@ -15,6 +15,8 @@ struct mtci_session_old_id {
 };
 
 struct mtci_session_req {
+  /* what every request touches first (two cache lines), then old[], then
+   * the body */
   uint64_t token;
   int kind; /* REQ_* */
   uint32_t flags;
@@ -27,22 +29,23 @@ struct mtci_session_req {
   int wrapped;    /* the current send is wrapped */
   int force_wrap; /* CONNECTION_NOT_INITED: wrap the next send */
   int resends;    /* resends forced by the server (bad_msg, salt) */
+  uint32_t quick_ack;
   int64_t msg_id; /* current send (0: never sent / queued for resend) */
   int64_t container_id;
   int64_t sent_ms;
-  uint32_t quick_ack;
-  struct mtci_session_old_id old[MTCI_SESSION_OLD_IDS];
   size_t n_old;
   size_t body_cap; /* body = (uint8_t *)(this + 1), body_cap bytes: one allocation */
   /* >= the token of every REQ_API request up to this one in s->reqs (it
    * stays an upper bound when requests go): a new token above the last
    * request's needs no duplicate search (tokens usually count up). */
   uint64_t token_bound;
+  mtci_session_req *next_spare; /* in s->spare_reqs */
+  struct mtci_session_old_id old[MTCI_SESSION_OLD_IDS];
 };
 
-/* Answered requests are kept for reuse in s->reqs[n_reqs..] (non-NULL
- * there, NULL after them) when their body room is at most this; released
- * when the session goes quiet (see MTCI_SESS_TRIM_QUIET_MS). */
+/* Answered requests are kept for reuse in s->spare_reqs (their bodies
+ * zeroized) when their body room is at most this; released when the
+ * session goes quiet (see MTCI_SESS_TRIM_QUIET_MS). */
 #define MTCI_SESS_SPARE_BODY_MAX 256
 /* No inbound bytes this long: the timers (tick) release what a burst left
  * behind: spare requests, empty queue arrays, the decryption scratch. */

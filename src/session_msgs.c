@@ -117,11 +117,14 @@ static void on_rpc_result(mtci_session *s, int64_t now_ms, int64_t msg_id, const
       on_pong(s, now_ms, rr.result, rr.result_len);
     return; /* an answer for a cancelled or already answered request: dropped */
   }
-  mtci_tl_unwrapped u;
-  int rc = mtci_tl_unwrap(rr.result, rr.result_len, s->gzip_cap, &u);
-  if (rc) {
-    fail_req(s, r, rc);
-    return;
+  /* result_len >= 4 (parse); only a gzip_packed result needs unwrapping */
+  mtci_tl_unwrapped u = {rr.result, rr.result_len, NULL, 0};
+  if (mtci_sess_le32(rr.result) == MTCI_TL_GZIP_PACKED_ID) {
+    int rc = mtci_tl_unwrap(rr.result, rr.result_len, s->gzip_cap, &u);
+    if (rc) {
+      fail_req(s, r, rc);
+      return;
+    }
   }
   if (r->kind == REQ_FUTURE_SALTS) {
     mtci_sess_remove_req(s, r);
@@ -169,7 +172,7 @@ static void on_rpc_result(mtci_session *s, int64_t now_ms, int64_t msg_id, const
       mtci_sess_event(s, MTCI_SEV_RESULT, token, 0, u.data, u.len, 0, msg_id);
     }
   }
-  mtci_tl_unwrapped_free(&u);
+  if (u.owned) mtci_tl_unwrapped_free(&u);
 }
 
 static void on_msgs_ack(mtci_session *s, const uint8_t *obj, size_t len) {

@@ -30,52 +30,60 @@
 
 /* ---- msg_container ------------------------------------------------------ */
 
-/* One message at r's position; sets and returns the reader's error. */
-static int container_take(mtci_tl_reader *r, mtci_tl_message *m) {
-  m->msg_id = mtci_tl_read_long(r);
-  m->seqno = mtci_tl_read_int(r);
-  uint32_t blen = mtci_tl_read_u32(r);
-  m->body = NULL;
-  m->body_len = 0;
-  if (r->err) return r->err;
-  if (blen < 4 || blen % 4 != 0) return mtci_tl_fail(r, MTC_ERR_TL_BAD_VALUE);
-  if (blen > r->len - r->pos) return mtci_tl_fail(r, MTC_ERR_TL_TRUNCATED);
-  const uint8_t *body = r->data + r->pos;
-  if (mtci_le32(body) == MTCI_TL_MSG_CONTAINER_ID) return mtci_tl_fail(r, MTC_ERR_TL_BAD_VALUE);
-  r->pos += blen;
-  m->body = body;
-  m->body_len = blen;
+/* Message headers are read straight from the buffer: a packet of small
+ * answers holds dozens of them, each looked at twice (parse, next). */
+
+/* The message at obj[*pos..len): its header and body checked in wire
+ * order (header present, length, body present, not a container); on
+ * success *pos moves past it. */
+static int container_take(const uint8_t *obj, size_t len, size_t *pos, mtci_tl_message *m) {
+  size_t p = *pos;
+  if (len - p < MTCI_TL_CONTAINER_MSG_HEADER) return MTC_ERR_TL_TRUNCATED;
+  uint32_t blen = mtci_le32(obj + p + 12);
+  p += MTCI_TL_CONTAINER_MSG_HEADER;
+  if (blen < 4 || blen % 4 != 0) return MTC_ERR_TL_BAD_VALUE;
+  if (blen > len - p) return MTC_ERR_TL_TRUNCATED;
+  if (mtci_le32(obj + p) == MTCI_TL_MSG_CONTAINER_ID) return MTC_ERR_TL_BAD_VALUE;
+  if (m) {
+    m->msg_id = mtci_i64_of(mtci_le64(obj + *pos));
+    uint32_t seqno = mtci_le32(obj + *pos + 8);
+    memcpy(&m->seqno, &seqno, sizeof m->seqno); /* two's complement, no conversion */
+    m->body = obj + p;
+    m->body_len = blen;
+  }
+  *pos = p + blen;
   return 0;
 }
 
 int mtci_tl_container_parse(mtci_tl_container *c, const uint8_t *obj, size_t len) {
   memset(c, 0, sizeof *c);
-  mtci_tl_reader r;
-  mtci_tl_reader_init(&r, obj, len);
-  mtci_tl_expect(&r, MTCI_TL_MSG_CONTAINER_ID);
-  uint32_t count = mtci_tl_read_bare_vector(&r, MSG_MIN_SIZE);
-  if (r.err) return r.err;
-  size_t first = r.pos;
+  if (!obj || len < 4) return MTC_ERR_TL_TRUNCATED;
+  if (mtci_le32(obj) != MTCI_TL_MSG_CONTAINER_ID) return MTC_ERR_TL_CONSTRUCTOR;
+  if (len < MTCI_TL_CONTAINER_HEADER) return MTC_ERR_TL_TRUNCATED;
+  uint32_t count = mtci_le32(obj + 4);
+  size_t pos = MTCI_TL_CONTAINER_HEADER;
+  if (count > (len - pos) / MSG_MIN_SIZE) return MTC_ERR_TL_TOO_LONG;
   for (uint32_t i = 0; i < count; i++) { /* count <= len / 20: bounded */
-    mtci_tl_message m;
-    int rc = container_take(&r, &m);
+    int rc = container_take(obj, len, &pos, NULL);
     if (rc) return rc;
   }
-  int rc = mtci_tl_read_end(&r);
-  if (rc) return rc;
+  if (pos != len) return MTC_ERR_TL_TRAILING;
   mtci_tl_reader_init(&c->r, obj, len);
-  c->r.pos = first;
+  c->r.pos = MTCI_TL_CONTAINER_HEADER;
   c->count = count;
   return 0;
 }
 
 int mtci_tl_container_next(mtci_tl_container *c, mtci_tl_message *m) {
-  if (c->index >= c->count) {
+  if (c->index >= c->count || c->r.err) {
     memset(m, 0, sizeof *m);
-    return 0;
+    return c->r.err;
   }
-  int rc = container_take(&c->r, m); /* validated by parse: cannot fail */
-  if (rc) return rc;
+  int rc = container_take(c->r.data, c->r.len, &c->r.pos, m); /* validated by parse */
+  if (rc) {
+    memset(m, 0, sizeof *m);
+    return mtci_tl_fail(&c->r, rc);
+  }
   c->index++;
   return 1;
 }
@@ -106,16 +114,14 @@ int mtci_tl_container_write(mtci_tl_writer *w, const mtci_tl_message *msgs, size
 
 int mtci_tl_rpc_result_parse(const uint8_t *obj, size_t len, mtci_tl_rpc_result *out) {
   memset(out, 0, sizeof *out);
-  mtci_tl_reader r;
-  mtci_tl_reader_init(&r, obj, len);
-  mtci_tl_expect(&r, MTCI_TL_RPC_RESULT_ID);
-  int64_t req = mtci_tl_read_long(&r);
-  if (r.err) return r.err;
-  size_t rest = r.len - r.pos;
+  if (!obj || len < 4) return MTC_ERR_TL_TRUNCATED;
+  if (mtci_le32(obj) != MTCI_TL_RPC_RESULT_ID) return MTC_ERR_TL_CONSTRUCTOR;
+  if (len < 12) return MTC_ERR_TL_TRUNCATED;
+  size_t rest = len - 12;
   if (rest < 4) return MTC_ERR_TL_TRUNCATED;
   if (rest % 4 != 0) return MTC_ERR_TL_BAD_VALUE;
-  out->req_msg_id = req;
-  out->result = r.data + r.pos;
+  out->req_msg_id = mtci_i64_of(mtci_le64(obj + 4));
+  out->result = obj + 12;
   out->result_len = rest;
   return 0;
 }

@@ -62,7 +62,8 @@ typedef struct mtci_tl_container {
  * session's to check. Returns 0 and fills c, or a negative error.
  */
 int mtci_tl_container_parse(mtci_tl_container *c, const uint8_t *obj, size_t len);
-/* The next message: 1 and *m filled, or 0 when all were handed out. */
+/* The next message: 1 and *m filled, or 0 when all were handed out (a
+ * negative error only for a container that parse did not validate). */
 int mtci_tl_container_next(mtci_tl_container *c, mtci_tl_message *m);
 
 /*
