@@ -11,25 +11,21 @@
  * thread, everything through mtc_runner_submit). Every wait is bounded.
  *
  * Test-side helpers (no mock switch covers these):
- *   relay     TCP relay in front of a mock DC that can reset the client,
- *             cut the server's stream short, flip one byte of it, or inject
- *             transport error -444;
+ *   relay     mock_socks with a fixed target: a TCP relay in front of a mock
+ *             DC that can reset the client, cut the server's stream short,
+ *             flip one byte of it, or inject transport error -444 (the same
+ *             mock is the SOCKS5 server of the socks5 case);
  *   script DC a small DC (mock_auth + mock_session on a mock_loop) whose
  *             help.getNearestDc answers follow a script of rpc_errors
  *             (FLOOD_WAIT_X, USER_MIGRATE_X, NETWORK_MIGRATE_X, STATS_MIGRATE_X).
  * Set MTC_TEST_VERBOSE=1 to see the context's log lines.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,14 +37,14 @@
 #include "mock_loop.h"
 #include "mock_proxy.h"
 #include "mock_session.h"
+#include "mock_socks.h"
 #include "mtconn/mtconn.h"
 #include "mtconn/tl_api.h"
 #include "store.h"
+#include "context_env.h"
 #include "context_requests.h"
 #include "test.h"
 #include "transport/codec.h"
-
-#define WAIT_MS 15000
 
 /* ---- clocks, randomness, lock ------------------------------------------------------- */
 
@@ -76,22 +72,7 @@ static int g_verbose;
 enum { MODE_RUN = 0, MODE_HOST = 1, MODE_RUNNER = 2 };
 static const char *const k_modes[] = {"run", "host", "runner"};
 
-typedef struct res {
-  int calls;
-  mtc_result_kind kind;
-  int dc_id;
-  int32_t code;
-  char msg[128];
-  int error;
-  uint8_t *data;
-  size_t len;
-  int64_t at;
-} res;
-
-static void res_clear(res *r) {
-  free(r->data);
-  memset(r, 0, sizeof *r);
-}
+typedef ctx_res res;
 
 typedef struct evrec {
   int type, dc_id, old, media, index, state, reason;
@@ -100,17 +81,12 @@ typedef struct evrec {
 } evrec;
 
 #define MAX_EVS 4096
-#define MAX_FDS 256
 
 typedef struct harness {
   int mode;
   mtc_context *ctx;
   mtc_runner *runner;
-  int fds[MAX_FDS];
-  unsigned fd_ev[MAX_FDS];
-  int n_fds;
-  int64_t timer_at;
-  int timer_fires;
+  ctx_host host; /* MODE_HOST */
   evrec evs[MAX_EVS];
   size_t n_evs;
   char *log;
@@ -120,26 +96,12 @@ typedef struct harness {
 
 static void cb_watch(void *ud, int fd, unsigned events) {
   harness *h = ud;
-  for (int i = 0; i < h->n_fds; i++) {
-    if (h->fds[i] != fd) continue;
-    if (events == 0) {
-      h->fds[i] = h->fds[h->n_fds - 1];
-      h->fd_ev[i] = h->fd_ev[h->n_fds - 1];
-      h->n_fds--;
-    } else {
-      h->fd_ev[i] = events;
-    }
-    return;
-  }
-  if (events && h->n_fds < MAX_FDS) {
-    h->fds[h->n_fds] = fd;
-    h->fd_ev[h->n_fds++] = events;
-  }
+  ctx_host_watch(&h->host, fd, events);
 }
 
 static void cb_timer(void *ud, int64_t delay) {
   harness *h = ud;
-  h->timer_at = delay < 0 ? -1 : mono_ms() + delay;
+  ctx_host_timer(&h->host, delay);
 }
 
 static void cb_event(void *ud, const mtc_event *ev) {
@@ -163,42 +125,14 @@ static void cb_event(void *ud, const mtc_event *ev) {
 static void cb_log(void *ud, mtc_log_level level, const char *line) {
   harness *h = ud;
   LOCK();
-  size_t n = strlen(line);
-  if (h->log_len + n + 2 > h->log_cap) {
-    size_t cap = (h->log_cap ? h->log_cap * 2 : 65536) + n + 2;
-    char *p = realloc(h->log, cap);
-    if (p) {
-      h->log = p;
-      h->log_cap = cap;
-    }
-  }
-  if (h->log_len + n + 2 <= h->log_cap) {
-    memcpy(h->log + h->log_len, line, n);
-    h->log_len += n;
-    h->log[h->log_len++] = '\n';
-    h->log[h->log_len] = 0;
-  }
+  (void)ctx_log_add(&h->log, &h->log_len, &h->log_cap, line);
   if (g_verbose) fprintf(stderr, "    [%s %lld %d] %s\n", h->tag, (long long)(mono_ms() % 100000), level, line);
   UNLOCK();
 }
 
 static void res_cb(void *ud, const mtc_result *r) {
-  res *x = ud;
   LOCK();
-  x->calls++;
-  if (x->calls == 1) {
-    x->kind = r->kind;
-    x->dc_id = r->dc_id;
-    x->code = r->rpc_code;
-    x->error = r->error;
-    x->at = mono_ms();
-    if (r->rpc_message) snprintf(x->msg, sizeof x->msg, "%s", r->rpc_message);
-    if (r->len) {
-      x->data = malloc(r->len);
-      if (x->data) memcpy(x->data, r->data, r->len);
-      x->len = r->len;
-    }
-  }
+  ctx_res_take(ud, r);
   UNLOCK();
 }
 
@@ -211,33 +145,7 @@ static void h_step(harness *h, int max_ms) {
     sleep_ms(max_ms < 5 ? max_ms : 5);
     return;
   }
-  struct pollfd p[MAX_FDS];
-  int n = h->n_fds;
-  for (int i = 0; i < n; i++) {
-    p[i].fd = h->fds[i];
-    p[i].events = (short)(((h->fd_ev[i] & MTC_IO_READ) ? POLLIN : 0) |
-                          ((h->fd_ev[i] & MTC_IO_WRITE) ? POLLOUT : 0));
-    p[i].revents = 0;
-  }
-  int64_t to = max_ms;
-  if (h->timer_at >= 0) {
-    int64_t d = h->timer_at - mono_ms();
-    if (d < 0) d = 0;
-    if (d < to) to = d;
-  }
-  int r = poll(p, (nfds_t)n, (int)to);
-  for (int i = 0; r > 0 && i < n; i++) {
-    if (!p[i].revents) continue;
-    unsigned e = 0;
-    if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) e |= MTC_IO_READ;
-    if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)) e |= MTC_IO_WRITE;
-    (void)mtc_context_on_io(h->ctx, p[i].fd, e); /* stale fds are ignored by the context */
-  }
-  if (h->timer_at >= 0 && mono_ms() >= h->timer_at) {
-    h->timer_at = -1;
-    h->timer_fires++;
-    (void)mtc_context_on_timeout(h->ctx);
-  }
+  ctx_host_step(&h->host, h->ctx, max_ms);
 }
 
 typedef int (*pred_fn)(harness *h, void *arg);
@@ -334,8 +242,7 @@ typedef struct ctr_req {
 
 static void do_counters(mtc_context *ctx, void *ud) {
   ctr_req *q = ud;
-  q->c.version = MTC_COUNTERS_VERSION;
-  (void)mtc_context_counters(ctx, &q->c);
+  (void)ctx_counters(ctx, &q->c);
   (void)mtc_context_counters_json(ctx, &q->json);
 }
 
@@ -353,7 +260,7 @@ static const mtc_dc_counters *dc_ctr(const mtc_counters *c, int dc) {
 static int h_start(harness *h, int mode, const mtc_settings *s, const char *tag) {
   memset(h, 0, sizeof *h);
   h->mode = mode;
-  h->timer_at = -1;
+  ctx_host_init(&h->host);
   snprintf(h->tag, sizeof h->tag, "%s", tag);
   mtc_callbacks cb;
   memset(&cb, 0, sizeof cb);
@@ -401,75 +308,15 @@ static size_t count_events(harness *h, int type, int dc, int state) {
 
 /* ---- the mock cluster environment ------------------------------------------------------------ */
 
-typedef struct env {
-  mock_dc_cluster *cl;
-  mtc_dc_address seeds[8];
-  size_t n_seeds;
-  char pems[5][2048];
-  const char *pem_ptrs[5];
-  char dir[64];
-  char state_path[128];
-} env;
+typedef ctx_env env;
 
-static int env_start(env *e, const mock_dc_config *cfg_in) {
-  memset(e, 0, sizeof *e);
-  mock_dc_config cfg;
-  if (cfg_in) cfg = *cfg_in;
-  else memset(&cfg, 0, sizeof cfg);
-  cfg.n_dcs = 5;
-  cfg.rnd = test_rnd;
-  if (mock_dc_cluster_new(&e->cl, &cfg) != 0) return -1;
-  if (mock_dc_cluster_start(e->cl) != 0) return -1;
-  for (int dc = 1; dc <= 5; dc++) {
-    mtc_dc_address *a = &e->seeds[e->n_seeds++];
-    memset(a, 0, sizeof *a);
-    a->dc_id = dc;
-    a->ip = "127.0.0.1";
-    a->port = mock_dc_port(e->cl, dc);
-    size_t pl = 0;
-    if (mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) != 0) return -1;
-    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
-  }
-  snprintf(e->dir, sizeof e->dir, "/tmp/mtc_ctx_XXXXXX");
-  if (!mkdtemp(e->dir)) return -1;
-  snprintf(e->state_path, sizeof e->state_path, "%s/state.json", e->dir);
-  return 0;
-}
-
-static void env_stop(env *e) {
-  mock_dc_cluster_free(e->cl);
-  e->cl = NULL;
-  if (e->dir[0]) {
-    unlink(e->state_path);
-    rmdir(e->dir);
-  }
+static int env_start(env *e, const mock_dc_config *cfg) {
+  return ctx_env_start(e, cfg, "/tmp/mtc_ctx_XXXXXX");
 }
 
 static void env_settings(env *e, mtc_settings *s) {
-  mtc_settings_default(s);
-  s->api_id = 12345;
-  s->api_hash = "0123456789abcdef";
-  s->device_model = "mtconn test";
-  s->system_version = "Linux";
-  s->app_version = "0.1";
-  s->system_lang_code = "en";
-  s->lang_pack = "";
-  s->lang_code = "en";
-  s->seeds = e->seeds;
-  s->n_seeds = e->n_seeds;
-  s->rsa_keys_pem = e->pem_ptrs;
-  s->n_rsa_keys = 5;
-  s->no_builtin_rsa_keys = 1;
-  s->state_path = e->state_path;
+  ctx_env_settings(e, s);
   s->no_auto_config = 1;
-  s->log_level = MTC_LOG_DEBUG;
-}
-
-static int set_fault(env *e, int dc, const char *spec) {
-  mock_dc_faults f;
-  if (mock_dc_get_faults(e->cl, dc, &f) != 0) return -1;
-  if (mock_dc_faults_parse(spec, &f) != 0) return -1;
-  return mock_dc_set_faults(e->cl, dc, &f);
 }
 
 /* totals.<field> of the mock's counters JSON */
@@ -485,228 +332,13 @@ static long long mock_total(env *e, const char *field) {
   return v;
 }
 
-static uint64_t mock_method(env *e, int dc, const char *name) {
-  mock_dc_counters c;
-  if (mock_dc_get_counters(e->cl, dc, &c) != 0) return 0;
-  return mock_dc_counter_name(c.methods, c.n_methods, name);
-}
+/* ---- test-side TCP relay (mock_socks with a fixed target) ------------------------------------- */
 
-/* ---- test-side TCP relay ----------------------------------------------------------------------- */
-
-enum { RF_NONE = 0, RF_TRUNCATE, RF_FLIP, RF_RST, RF_INJECT_444 };
-
-typedef struct relay {
-  int lfd;
-  uint16_t port, target;
-  pthread_t th;
-  int running, stop;
-  pthread_mutex_t mu;
-  int fault;
-  size_t arg;
-  int fired, accepted;
-  int socks; /* act as a SOCKS5 server (no auth, CONNECT to 127.0.0.1 only) */
-  int c[16], s[16];
-  int n;
-} relay;
-
-static int recv_all(int fd, uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t r = recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
-/* SOCKS5 server side (RFC 1928): greeting 05 01 00 -> 05 00; CONNECT
- * 05 01 00 01 a.b.c.d port -> 05 00 00 01 0.0.0.0:0. Returns the port or 0. */
-static uint16_t socks_accept(int cfd) {
-  uint8_t g[3], req[10];
-  static const uint8_t ok_method[2] = {5, 0};
-  static const uint8_t ok_reply[10] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
-  if (recv_all(cfd, g, 3) || g[0] != 5 || g[1] != 1 || g[2] != 0) return 0;
-  if (send(cfd, ok_method, 2, MSG_NOSIGNAL) != 2) return 0;
-  if (recv_all(cfd, req, 10) || req[0] != 5 || req[1] != 1 || req[3] != 1) return 0;
-  if (req[4] != 127 || req[5] != 0 || req[6] != 0 || req[7] != 1) return 0;
-  if (send(cfd, ok_reply, 10, MSG_NOSIGNAL) != 10) return 0;
-  return (uint16_t)(req[8] << 8 | req[9]);
-}
-
-static int send_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static void relay_drop(relay *r, int i, int rst) {
-  if (rst) {
-    struct linger lg = {1, 0};
-    setsockopt(r->c[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  close(r->c[i]);
-  close(r->s[i]);
-  r->c[i] = r->c[r->n - 1];
-  r->s[i] = r->s[r->n - 1];
-  r->n--;
-}
-
-static void *relay_main(void *arg) {
-  relay *r = arg;
-  static __thread uint8_t buf[1 << 16];
-  while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
-    struct pollfd p[33];
-    int np = 0;
-    p[np].fd = r->lfd;
-    p[np++].events = POLLIN;
-    for (int i = 0; i < r->n; i++) {
-      p[np].fd = r->c[i];
-      p[np++].events = POLLIN;
-      p[np].fd = r->s[i];
-      p[np++].events = POLLIN;
-    }
-    if (poll(p, (nfds_t)np, 20) <= 0) continue;
-    if (p[0].revents & POLLIN) {
-      int cfd = accept(r->lfd, NULL, NULL);
-      if (cfd >= 0) {
-        uint16_t target = r->socks ? socks_accept(cfd) : r->target;
-        int sfd = target ? socket(AF_INET, SOCK_STREAM, 0) : -1;
-        struct sockaddr_in sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons(target);
-        sa.sin_addr.s_addr = htonl(0x7f000001);
-        if (sfd < 0 || connect(sfd, (struct sockaddr *)&sa, sizeof sa) != 0 || r->n >= 16) {
-          close(cfd);
-          if (sfd >= 0) close(sfd);
-        } else {
-          int one = 1;
-          setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          r->c[r->n] = cfd;
-          r->s[r->n++] = sfd;
-          pthread_mutex_lock(&r->mu);
-          r->accepted++;
-          pthread_mutex_unlock(&r->mu);
-        }
-      }
-      continue; /* the pair table changed: poll again */
-    }
-    for (int i = 0; i < r->n; i++) {
-      short ce = p[1 + 2 * i].revents, se = p[2 + 2 * i].revents;
-      if (ce & (POLLIN | POLLHUP | POLLERR)) {
-        ssize_t n = recv(r->c[i], buf, sizeof buf, 0);
-        if (n <= 0) {
-          relay_drop(r, i, 0);
-          break;
-        }
-        pthread_mutex_lock(&r->mu);
-        int rst = r->fault == RF_RST;
-        if (rst) {
-          r->fault = RF_NONE;
-          r->fired++;
-        }
-        pthread_mutex_unlock(&r->mu);
-        if (rst || send_all(r->s[i], buf, (size_t)n) != 0) {
-          relay_drop(r, i, rst);
-          break;
-        }
-      }
-      if (se & (POLLIN | POLLHUP | POLLERR)) {
-        ssize_t n = recv(r->s[i], buf, sizeof buf, 0);
-        if (n <= 0) {
-          relay_drop(r, i, 0);
-          break;
-        }
-        size_t len = (size_t)n;
-        int cut = 0;
-        pthread_mutex_lock(&r->mu);
-        if (r->fault == RF_TRUNCATE) {
-          if (len > r->arg) {
-            len = r->arg;
-            cut = 1;
-            r->fault = RF_NONE;
-            r->fired++;
-          } else {
-            r->arg -= len;
-          }
-        } else if (r->fault == RF_FLIP) {
-          if (len > r->arg) {
-            buf[r->arg] ^= 0x5a;
-            r->fault = RF_NONE;
-            r->fired++;
-          } else {
-            r->arg -= len;
-          }
-        } else if (r->fault == RF_INJECT_444) {
-          static const uint8_t e444[8] = {4, 0, 0, 0, 0x44, 0xfe, 0xff, 0xff};
-          memcpy(buf, e444, sizeof e444);
-          len = sizeof e444;
-          cut = 1;
-          r->fault = RF_NONE;
-          r->fired++;
-        }
-        pthread_mutex_unlock(&r->mu);
-        if (send_all(r->c[i], buf, len) != 0 || cut) {
-          relay_drop(r, i, 0);
-          break;
-        }
-      }
-    }
-  }
-  while (r->n) relay_drop(r, 0, 0);
-  return NULL;
-}
-
-static int relay_start(relay *r, uint16_t target) {
-  memset(r, 0, sizeof *r);
-  pthread_mutex_init(&r->mu, NULL);
-  r->target = target;
-  r->socks = target == 0; /* no fixed target: a SOCKS5 server */
-  r->lfd = socket(AF_INET, SOCK_STREAM, 0);
-  if (r->lfd < 0) return -1;
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(0x7f000001);
-  socklen_t sl = sizeof sa;
-  if (bind(r->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(r->lfd, 16) != 0 ||
-      getsockname(r->lfd, (struct sockaddr *)&sa, &sl) != 0)
-    return -1;
-  r->port = ntohs(sa.sin_port);
-  if (pthread_create(&r->th, NULL, relay_main, r) != 0) return -1;
-  r->running = 1;
-  return 0;
-}
-
-static void relay_stop(relay *r) {
-  if (r->running) {
-    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
-    pthread_join(r->th, NULL);
-  }
-  if (r->lfd >= 0) close(r->lfd);
-  pthread_mutex_destroy(&r->mu);
-}
-
-static void relay_arm(relay *r, int fault, size_t arg) {
-  pthread_mutex_lock(&r->mu);
-  r->fault = fault;
-  r->arg = arg;
-  pthread_mutex_unlock(&r->mu);
-}
-
-static int relay_get(relay *r, int *accepted) {
-  pthread_mutex_lock(&r->mu);
-  int f = r->fired;
-  if (accepted) *accepted = r->accepted;
-  pthread_mutex_unlock(&r->mu);
-  return f;
+static int relay_get(mock_socks *r, int *accepted) {
+  mock_socks_stats st;
+  mock_socks_stats_get(r, &st);
+  if (accepted) *accepted = (int)st.accepted;
+  return (int)st.fired;
 }
 
 /* ---- the script DC ------------------------------------------------------------------------------ */
@@ -894,14 +526,6 @@ static void sdc_script(sdc *d, const char *const *lines, int n) {
 
 /* ---- shared checks ----------------------------------------------------------------------------- */
 
-#define REQ(cond)                                                                                  \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
-      return -1;                                                                                   \
-    }                                                                                              \
-  } while (0)
-
 /* sendCode on the main DC (2: PHONE_MIGRATE_5 follows) and signIn. */
 static int login(harness *h) {
   res r;
@@ -912,30 +536,12 @@ static int login(harness *h) {
   REQ(r.dc_id == 5);
   char hash[64];
   REQ(sent_code_hash(r.data, r.len, hash, sizeof hash) == 0);
-  res_clear(&r);
+  ctx_res_clear(&r);
   q = q_sign_in(hash);
   REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 5);
   REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_auth_authorization);
-  res_clear(&r);
-  return 0;
-}
-
-/* upload.file bytes must equal the mock document at offset. */
-static int check_part(const res *r, int64_t offset, size_t len) {
-  mtc_tl_object *o = NULL;
-  REQ(r->kind == MTC_RESULT_OK);
-  REQ(mtc_tl_parse(r->data, r->len, &o) == 0 && o && o->id == MTC_TL_ID_upload_file);
-  const mtc_tl_upload_file *f = (const mtc_tl_upload_file *)o;
-  int ok = f->bytes.len == len;
-  uint8_t *want = malloc(len);
-  if (ok && want) {
-    mock_dc_file_content(FILE_ID, (uint64_t)offset, want, len);
-    ok = memcmp(want, f->bytes.data, len) == 0;
-  }
-  free(want);
-  mtc_tl_object_free(o);
-  REQ(ok);
+  ctx_res_clear(&r);
   return 0;
 }
 
@@ -952,7 +558,7 @@ static int download(harness *h, int first_main) {
   body q = q_get_file(0, part);
   REQ(h_call(h, &o, &q, &r[0], WAIT_MS) == 0);
   REQ(r[0].calls == 1 && r[0].dc_id == 1);
-  REQ(check_part(&r[0], 0, (size_t)part) == 0);
+  REQ(ctx_check_part(&r[0], 0, (size_t)part) == 0);
   o.target = MTC_TARGET_DC;
   o.dc_id = r[0].dc_id;
   for (int i = 1; i < 4; i++) {
@@ -962,9 +568,9 @@ static int download(harness *h, int first_main) {
   for (int i = 1; i < 4; i++) {
     REQ(h_wait(h, pred_res, &r[i], WAIT_MS));
     REQ(r[i].calls == 1);
-    REQ(check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
+    REQ(ctx_check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
   }
-  for (int i = 0; i < 4; i++) res_clear(&r[i]);
+  for (int i = 0; i < 4; i++) ctx_res_clear(&r[i]);
   return 0;
 }
 
@@ -1061,18 +667,18 @@ static int login_flow(int mode) {
   REQ(dc_ctr(&c.c, 1)->auth_imports == 1);
   REQ(c.json && strstr(c.json, "\"http_requests\":0"));
   free(c.json);
-  REQ(mock_method(&e, 5, "auth.exportAuthorization") == 1);
-  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
-  REQ(mock_method(&e, 2, "help.getConfig") == 1);
+  REQ(ctx_mock_method(e.cl, 5, "auth.exportAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 1, "auth.importAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 2, "help.getConfig") == 1);
   REQ(count_events(&h, MTC_EVENT_AUTH_KEY_CREATED, 0, 0) == 3);
   REQ(count_events(&h, MTC_EVENT_MAIN_DC_CHANGED, 5, 0) == 1);
   REQ(count_events(&h, MTC_EVENT_STATE_CHANGED, 0, 0) >= 1);
   if (mode == MODE_HOST) {
     /* idle with three open connections: the timer must not spin */
-    int fires = h.timer_fires;
+    int fires = h.host.timer_fires;
     h_idle(&h, 1500);
-    fprintf(stderr, "    [host] idle 1.5 s: %d timer callbacks\n", h.timer_fires - fires);
-    REQ(h.timer_fires - fires <= 5);
+    fprintf(stderr, "    [host] idle 1.5 s: %d timer callbacks\n", h.host.timer_fires - fires);
+    REQ(h.host.timer_fires - fires <= 5);
   }
   h_stop(&h);
   /* the saved keys never reached a log line */
@@ -1093,7 +699,7 @@ static int login_flow(int mode) {
   body q = q_get_self();
   REQ(h_call(&h2, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(download(&h2, 0) == 0);
   REQ(h_counters(&h2, &c) == 0);
   free(c.json);
@@ -1101,10 +707,10 @@ static int login_flow(int mode) {
           (unsigned long long)c.c.handshakes_perm, (unsigned long long)c.c.connects_started);
   REQ(c.c.handshakes_perm == 0 && c.c.connects_started == 2);
   REQ(mock_total(&e, "handshakes_perm") == 3);
-  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
-  REQ(mock_method(&e, 2, "help.getConfig") == 1); /* the saved config is still fresh */
+  REQ(ctx_mock_method(e.cl, 1, "auth.importAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 2, "help.getConfig") == 1); /* the saved config is still fresh */
   h_free(&h2);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1131,7 +737,7 @@ static int script_start(script_env *x) {
 
 static void script_stop(script_env *x) {
   sdc_stop(&x->d);
-  env_stop(&x->e);
+  ctx_env_stop(&x->e);
 }
 
 static void do_set_main2(mtc_context *ctx, void *ud) {
@@ -1150,7 +756,7 @@ static int migrate_case(harness *h, script_env *x, const char *err, int want_dc,
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
   REQ(r.dc_id == want_dc);
   REQ(mtc_context_main_dc(h->ctx) == want_main);
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(h_exec(h, do_set_main2, NULL) == 0);
   return 0;
 }
@@ -1177,7 +783,7 @@ static int migrate_variants(int mode) {
   REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_RPC_ERROR && r.code == 303 && strcmp(r.msg, "USER_MIGRATE_4") == 0);
   REQ(mtc_context_main_dc(h.ctx) == 2);
-  res_clear(&r);
+  ctx_res_clear(&r);
   /* a migration loop ends with MTC_ERR_MIGRATE_LOOP, not a storm */
   const char *loop[8] = {"303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2",
                          "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2", "303 STATS_MIGRATE_2",
@@ -1185,7 +791,7 @@ static int migrate_variants(int mode) {
   sdc_script(&x.d, loop, 8);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_MIGRATE_LOOP);
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(x.d.handshakes == 1);
   h_free(&h);
   script_stop(&x);
@@ -1213,7 +819,7 @@ static int flood_wait(int mode) {
   fprintf(stderr, "    FLOOD_WAIT_1 waited out: answer after %lld ms\n", (long long)dt);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 2);
   REQ(dt >= 1000 && dt < 4000);
-  res_clear(&r);
+  ctx_res_clear(&r);
   /* above the threshold: the app gets it at once */
   const char *l2[1] = {"420 FLOOD_WAIT_30"};
   sdc_script(&x.d, l2, 1);
@@ -1222,7 +828,7 @@ static int flood_wait(int mode) {
   dt = r.at - t0;
   REQ(r.calls == 1 && r.kind == MTC_RESULT_RPC_ERROR && r.code == 420);
   REQ(strcmp(r.msg, "FLOOD_WAIT_30") == 0 && dt < 1000);
-  res_clear(&r);
+  ctx_res_clear(&r);
   /* MTC_INVOKE_NO_FLOOD_WAIT: delivered even when short */
   const char *l3[1] = {"420 FLOOD_WAIT_1"};
   sdc_script(&x.d, l3, 1);
@@ -1231,7 +837,7 @@ static int flood_wait(int mode) {
   o.flags = MTC_INVOKE_NO_FLOOD_WAIT;
   REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_RPC_ERROR && strcmp(r.msg, "FLOOD_WAIT_1") == 0);
-  res_clear(&r);
+  ctx_res_clear(&r);
   ctr_req c;
   REQ(h_counters(&h, &c) == 0);
   REQ(dc_ctr(&c.c, 2)->flood_waits == 1);
@@ -1257,12 +863,12 @@ static int key_404(void) {
   memset(&r, 0, sizeof r);
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
-  REQ(set_fault(&e, 2, "transport_404_once=1") == 0);
+  ctx_res_clear(&r);
+  REQ(ctx_set_fault(e.cl, 2, "transport_404_once=1") == 0);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   h_idle(&h, 100);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 2);
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(count_events(&h, MTC_EVENT_AUTH_KEY_DROPPED, 2, 0) == 1);
   REQ(count_events(&h, MTC_EVENT_AUTH_KEY_CREATED, 2, 0) == 2);
   REQ(count_events(&h, MTC_EVENT_SESSION_RECREATED, 2, 0) == 1);
@@ -1273,11 +879,11 @@ static int key_404(void) {
   /* the new key was saved: a restart needs no handshake */
   REQ(h_start(&h, MODE_RUN, &s, "404b") == 0);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(mock_dc_get_counters(e.cl, 2, &mc) == 0);
   REQ(mc.handshakes_perm == 2);
   h_free(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1301,9 +907,9 @@ static int flood_429(void) {
   cfg.faults[1].flood_window_ms = 2000;
   env e;
   REQ(env_start(&e, &cfg) == 0);
-  relay rl;
-  REQ(relay_start(&rl, mock_dc_port(e.cl, 2)) == 0);
-  e.seeds[1].port = rl.port;
+  mock_socks *rl = NULL;
+  REQ(mock_socks_new(mock_dc_port(e.cl, 2), &rl) == 0);
+  e.seeds[1].port = mock_socks_port(rl);
   mtc_settings s;
   env_settings(&e, &s);
   harness h;
@@ -1312,11 +918,12 @@ static int flood_429(void) {
   memset(&r, 0, sizeof r);
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
-  relay_arm(&rl, RF_RST, 0); /* reset the working connection: the replacement gets -429 */
+  ctx_res_clear(&r);
+  /* reset the working connection: the replacement gets -429 */
+  mock_socks_arm(rl, MOCK_SOCKS_FAULT_RST, 0);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   int64_t t[8];
   size_t n = event_times(&h, 2, MTC_CONN_CONNECTING, t, 8);
   REQ(n == 3); /* first, replacement (-429), the one after the back-off */
@@ -1332,8 +939,8 @@ static int flood_429(void) {
   REQ(c.json && strstr(c.json, "(-309)"));
   free(c.json);
   h_free(&h);
-  relay_stop(&rl);
-  env_stop(&e);
+  mock_socks_free(rl);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1360,7 +967,7 @@ static int backoff_refused(void) {
   REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
   h_idle(&h, 300);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_CONNECT);
-  res_clear(&r);
+  ctx_res_clear(&r);
   int64_t t[8];
   size_t n = event_times(&h, 3, MTC_CONN_CONNECTING, t, 8);
   REQ(n == 3);
@@ -1377,7 +984,7 @@ static int backoff_refused(void) {
   REQ(dc_ctr(&c.c, 3)->connects_failed == 3 && dc_ctr(&c.c, 3)->connects_started == 3);
   free(c.json);
   h_free(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1412,9 +1019,9 @@ static int live_run(live_job *j) {
   memset(&r, 0, sizeof r);
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   h_idle(&h, 200);
-  REQ(set_fault(&e, 2, "stall=1") == 0);
+  REQ(ctx_set_fault(e.cl, 2, "stall=1") == 0);
   int64_t t0 = mono_ms();
   if (j->pending) REQ(h_invoke(&h, NULL, &q, &r, NULL) == 0);
   REQ(h_wait(&h, pred_reconnecting_dead, NULL, 25000));
@@ -1430,15 +1037,15 @@ static int live_run(live_job *j) {
   int64_t tc[8];
   size_t nc = event_times(&h, 2, MTC_CONN_CONNECTING, tc, 8);
   REQ(nc >= 2 && tc[1] - t1 < 500);
-  REQ(set_fault(&e, 2, "stall=0") == 0);
+  REQ(ctx_set_fault(e.cl, 2, "stall=0") == 0);
   if (j->pending) {
     REQ(h_wait(&h, pred_res, &r, WAIT_MS));
     h_idle(&h, 200);
     REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
-    res_clear(&r);
+    ctx_res_clear(&r);
   }
   h_free(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
   REQ(j->measured <= j->bound);
   return 0;
 }
@@ -1469,9 +1076,9 @@ TEST(liveness_stall) {
 static int framing_faults(mtc_transport tr) {
   env e;
   REQ(env_start(&e, NULL) == 0);
-  relay rl;
-  REQ(relay_start(&rl, mock_dc_port(e.cl, 2)) == 0);
-  e.seeds[1].port = rl.port;
+  mock_socks *rl = NULL;
+  REQ(mock_socks_new(mock_dc_port(e.cl, 2), &rl) == 0);
+  e.seeds[1].port = mock_socks_port(rl);
   mtc_settings s;
   env_settings(&e, &s);
   s.transport = tr;
@@ -1484,26 +1091,27 @@ static int framing_faults(mtc_transport tr) {
   memset(&r, 0, sizeof r);
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   int flip_err = tr == MTC_TRANSPORT_FULL ? MTC_ERR_FRAME_CRC : MTC_ERR_SESSION_MSG_KEY;
   const struct {
-    int fault;
+    mock_socks_fault fault;
     size_t arg;
     const char *name;
     int err1, err2; /* the reconnect reason(s) expected */
-  } faults[] = {{RF_RST, 0, "reset", MTC_ERR_IO_RESET, MTC_ERR_TRANSPORT_CLOSED},
-                {RF_TRUNCATE, 20, "truncated", MTC_ERR_FRAME_TRUNCATED, MTC_ERR_FRAME_TRUNCATED},
-                {RF_FLIP, 30, "corrupted byte", flip_err, flip_err}};
+  } faults[] = {{MOCK_SOCKS_FAULT_RST, 0, "reset", MTC_ERR_IO_RESET, MTC_ERR_TRANSPORT_CLOSED},
+                {MOCK_SOCKS_FAULT_TRUNCATE, 20, "truncated", MTC_ERR_FRAME_TRUNCATED,
+                 MTC_ERR_FRAME_TRUNCATED},
+                {MOCK_SOCKS_FAULT_FLIP, 30, "corrupted byte", flip_err, flip_err}};
   for (size_t i = 0; i < 3; i++) {
     h_idle(&h, 150);
     int acc0 = 0;
-    int before = relay_get(&rl, &acc0);
+    int before = relay_get(rl, &acc0);
     size_t rec0 = count_events(&h, MTC_EVENT_CONN_STATE, 2, MTC_CONN_RECONNECTING);
-    relay_arm(&rl, faults[i].fault, faults[i].arg);
+    mock_socks_arm(rl, faults[i].fault, faults[i].arg);
     REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
     h_idle(&h, 200);
     int acc = 0;
-    int fired = relay_get(&rl, &acc) - before;
+    int fired = relay_get(rl, &acc) - before;
     int reason = 0;
     LOCK();
     for (size_t k = 0; k < h.n_evs; k++)
@@ -1518,40 +1126,40 @@ static int framing_faults(mtc_transport tr) {
     REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && fired == 1);
     REQ(rec == 1 && acc == acc0 + 1);
     REQ(reason == faults[i].err1 || reason == faults[i].err2);
-    res_clear(&r);
+    ctx_res_clear(&r);
   }
   /* the server closes on a frame (mock switch close_after_frames): answered once */
   h_idle(&h, 150);
-  REQ(set_fault(&e, 2, "close_after_frames=2") == 0);
+  REQ(ctx_set_fault(e.cl, 2, "close_after_frames=2") == 0);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
-  REQ(set_fault(&e, 2, "close_after_frames=0") == 0);
+  REQ(ctx_set_fault(e.cl, 2, "close_after_frames=0") == 0);
   h_idle(&h, 300);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   /* bad_server_salt twice (mock switch): resent, answered once, same connection */
   int acc0 = 0;
-  (void)relay_get(&rl, &acc0);
-  REQ(set_fault(&e, 2, "wrong_salt=2") == 0);
+  (void)relay_get(rl, &acc0);
+  REQ(ctx_set_fault(e.cl, 2, "wrong_salt=2") == 0);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   h_idle(&h, 200);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   int acc1 = 0;
-  (void)relay_get(&rl, &acc1);
+  (void)relay_get(rl, &acc1);
   REQ(acc1 == acc0);
   REQ(count_events(&h, MTC_EVENT_AUTH_KEY_CREATED, 2, 0) == 1);
   /* an answer the server never sends ends with the request's own timeout */
-  REQ(set_fault(&e, 2, "drop_method=help.getNearestDc") == 0);
+  REQ(ctx_set_fault(e.cl, 2, "drop_method=help.getNearestDc") == 0);
   mtc_invoke_options o;
   memset(&o, 0, sizeof o);
   o.timeout_ms = 700;
   REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
   h_idle(&h, 200);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_TIMEOUT);
-  res_clear(&r);
+  ctx_res_clear(&r);
   h_free(&h);
-  relay_stop(&rl);
-  env_stop(&e);
+  mock_socks_free(rl);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1572,9 +1180,9 @@ static int pred_config(harness *h, void *arg) {
 static int config_keeps_conn(void) {
   env e;
   REQ(env_start(&e, NULL) == 0);
-  relay rl;
-  REQ(relay_start(&rl, mock_dc_port(e.cl, 2)) == 0);
-  e.seeds[1].port = rl.port; /* DC 2 reached through the relay: not in getConfig's list */
+  mock_socks *rl = NULL;
+  REQ(mock_socks_new(mock_dc_port(e.cl, 2), &rl) == 0);
+  e.seeds[1].port = mock_socks_port(rl); /* DC 2 reached through the relay: not in getConfig's list */
   mtc_settings s;
   env_settings(&e, &s);
   s.no_auto_config = 0;
@@ -1585,32 +1193,32 @@ static int config_keeps_conn(void) {
   memset(&r, 0, sizeof r);
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(h_wait(&h, pred_config, NULL, WAIT_MS));
   /* DC 2's address set changed under the connection: it stays */
   for (int i = 0; i < 3; i++) {
     REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-    res_clear(&r);
+    ctx_res_clear(&r);
   }
   int acc = 0;
-  (void)relay_get(&rl, &acc);
+  (void)relay_get(rl, &acc);
   REQ(acc == 1);
   REQ(mock_total(&e, "tcp_accepted") == 1);
   REQ(count_events(&h, MTC_EVENT_CONN_STATE, 2, MTC_CONN_CONNECTING) == 1);
   /* -444 on it: the endpoint is marked failing and the config asked again */
-  uint64_t cfg_calls = mock_method(&e, 2, "help.getConfig");
-  relay_arm(&rl, RF_INJECT_444, 0);
+  uint64_t cfg_calls = ctx_mock_method(e.cl, 2, "help.getConfig");
+  mock_socks_arm(rl, MOCK_SOCKS_FAULT_INJECT_444, 0);
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   h_idle(&h, 300);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 2);
-  res_clear(&r);
-  REQ(mock_method(&e, 2, "help.getConfig") == cfg_calls + 1);
-  (void)relay_get(&rl, &acc);
+  ctx_res_clear(&r);
+  REQ(ctx_mock_method(e.cl, 2, "help.getConfig") == cfg_calls + 1);
+  (void)relay_get(rl, &acc);
   REQ(acc == 1); /* the reconnect went to the healthy config address, not the failing relay */
   REQ(mock_total(&e, "tcp_accepted") == 2);
   h_free(&h);
-  relay_stop(&rl);
-  env_stop(&e);
+  mock_socks_free(rl);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1676,8 +1284,8 @@ static int cancel_and_free(int mode) {
   memset(&r, 0, sizeof r);
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-  res_clear(&r);
-  REQ(set_fault(&e, 2, "drop_method=help.getNearestDc") == 0);
+  ctx_res_clear(&r);
+  REQ(ctx_set_fault(e.cl, 2, "drop_method=help.getNearestDc") == 0);
   /* cancel: the callback runs before mtc_cancel returns, exactly once */
   uint64_t id = 0;
   REQ(h_invoke(&h, NULL, &q, &r, &id) == 0 && id != 0);
@@ -1691,10 +1299,10 @@ static int cancel_and_free(int mode) {
   REQ(cc.rc == MTC_ERR_REQUEST_UNKNOWN && r.calls == 1);
   h_idle(&h, 300);
   REQ(r.calls == 1);
-  res_clear(&r);
+  ctx_res_clear(&r);
   /* free with requests pending: every callback gets CANCELLED once, and
    * mtc_invoke from inside those callbacks is refused */
-  REQ(set_fault(&e, 3, "drop_method=help.getNearestDc") == 0);
+  REQ(ctx_set_fault(e.cl, 3, "drop_method=help.getNearestDc") == 0);
   cancel_probe p[3];
   memset(p, 0, sizeof p);
   mtc_invoke_options o3;
@@ -1716,10 +1324,10 @@ static int cancel_and_free(int mode) {
   for (int i = 0; i < 3; i++) {
     REQ(p[i].r.calls == 1 && p[i].r.kind == MTC_RESULT_CANCELLED);
     REQ(p[i].invoke_rc == MTC_ERR_CLOSED);
-    res_clear(&p[i].r);
+    ctx_res_clear(&p[i].r);
   }
   h_free(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1729,7 +1337,7 @@ TEST(cancel_and_free_host) { CHECK(cancel_and_free(MODE_HOST) == 0); }
 static int runner_free_pending(void) {
   env e;
   REQ(env_start(&e, NULL) == 0);
-  REQ(set_fault(&e, 2, "drop_method=help.getNearestDc") == 0);
+  REQ(ctx_set_fault(e.cl, 2, "drop_method=help.getNearestDc") == 0);
   mtc_settings s;
   env_settings(&e, &s);
   harness h;
@@ -1753,10 +1361,10 @@ static int runner_free_pending(void) {
   h.ctx = NULL;
   for (int i = 0; i < 2; i++) {
     REQ(p[i].r.calls == 1 && p[i].r.kind == MTC_RESULT_CANCELLED && p[i].invoke_rc == MTC_ERR_CLOSED);
-    res_clear(&p[i].r);
+    ctx_res_clear(&p[i].r);
   }
   h_free(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1783,7 +1391,7 @@ static void cb_free_ctx(void *ud, const mtc_result *r) {
 static int free_from_callback(void) {
   env e;
   REQ(env_start(&e, NULL) == 0);
-  REQ(set_fault(&e, 3, "drop_method=help.getNearestDc") == 0);
+  REQ(ctx_set_fault(e.cl, 3, "drop_method=help.getNearestDc") == 0);
   mtc_settings s;
   env_settings(&e, &s);
   mtc_context *ctx = NULL;
@@ -1804,9 +1412,9 @@ static int free_from_callback(void) {
     (void)mtc_context_run(ctx, 20); /* the context is gone once the callback ran */
   REQ(p.r.calls == 1 && p.r.kind == MTC_RESULT_OK);
   REQ(other.calls == 1 && other.kind == MTC_RESULT_CANCELLED);
-  res_clear(&p.r);
-  res_clear(&other);
-  env_stop(&e);
+  ctx_res_clear(&p.r);
+  ctx_res_clear(&other);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1873,7 +1481,7 @@ static int bad_state(void) {
     memset(&r, 0, sizeof r);
     body q = q_nearest();
     REQ(h_call(&h0, NULL, &q, &r, WAIT_MS) == 0 && r.kind == MTC_RESULT_OK);
-    res_clear(&r);
+    ctx_res_clear(&r);
     h_free(&h0);
     REQ(chmod(e.state_path, 0644) == 0);
     REQ(h_start(&h, MODE_RUN, &s, "perm") == MTC_ERR_STORE_PERMISSIONS);
@@ -1884,7 +1492,7 @@ static int bad_state(void) {
     REQ(h_start(&h, MODE_RUN, &s, "cluster") == MTC_ERR_STATE_MISMATCH);
     free(h.log);
   }
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1944,7 +1552,7 @@ static int state_callbacks(void) {
     REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &r, NULL) == 0);
     for (int64_t end = mono_ms() + WAIT_MS; r.calls == 0 && mono_ms() < end;) mtc_context_run(ctx, 20);
     REQ(r.calls == 1 && r.kind == MTC_RESULT_OK);
-    res_clear(&r);
+    ctx_res_clear(&r);
     mtc_context_free(ctx);
   }
   REQ(g_store.loads == 2 && g_store.saves >= 1);
@@ -1958,7 +1566,7 @@ static int state_callbacks(void) {
   REQ(g_store.saves == saves);
   free(g_store.json);
   memset(&g_store, 0, sizeof g_store);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -1990,8 +1598,8 @@ static int media_cap(void) {
   for (int i = 0; i < 6; i++) {
     REQ(h_wait(&h, pred_res, &r[i], WAIT_MS));
     REQ(r[i].calls == 1 && r[i].dc_id == 1);
-    REQ(check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
-    res_clear(&r[i]);
+    REQ(ctx_check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
+    ctx_res_clear(&r[i]);
   }
   mock_dc_counters mc;
   REQ(mock_dc_get_counters(e.cl, 1, &mc) == 0);
@@ -1999,8 +1607,8 @@ static int media_cap(void) {
           (unsigned long long)mc.tcp_accepted);
   REQ(mc.tcp_accepted == 2 && mc.handshakes_perm == 1);
   /* every part met 401 AUTH_KEY_UNREGISTERED once; one transfer served them all */
-  REQ(mock_method(&e, 5, "auth.exportAuthorization") == 1);
-  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 5, "auth.exportAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 1, "auth.importAuthorization") == 1);
   REQ(mock_dc_counter_name(mc.errors, mc.n_errors, "401 AUTH_KEY_UNREGISTERED") >= 1);
   REQ(mtc_context_is_authorized(h.ctx, 1) == 1);
   REQ(count_events(&h, MTC_EVENT_CONN_STATE, 1, MTC_CONN_READY) >= 2);
@@ -2015,7 +1623,7 @@ static int media_cap(void) {
   REQ(closed >= 1);
   REQ(mock_dc_conn_count(e.cl, 5) >= 1); /* the main DC's connection stays */
   h_free(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -2026,27 +1634,14 @@ TEST(media_connections) { CHECK(media_cap() == 0); }
 static int via_proxy(void) {
   env e;
   REQ(env_start(&e, NULL) == 0);
-  mock_loop *l = NULL;
-  REQ(mock_loop_new(&l) == 0);
-  mock_proxy_dc pdcs[5];
-  for (int i = 0; i < 5; i++) {
-    pdcs[i].dc = i + 1;
-    pdcs[i].port = mock_dc_port(e.cl, i + 1);
-  }
-  mock_proxy_config pc;
-  memset(&pc, 0, sizeof pc);
-  for (int i = 0; i < 16; i++) pc.secret[i] = (uint8_t)(0xa0 + i);
-  pc.tls_domain = "example.com";
-  pc.dcs = pdcs;
-  pc.n_dcs = 5;
-  pc.rnd = test_rnd;
-  mock_proxy *px = NULL;
-  REQ(mock_proxy_new(l, &pc, &px) == 0);
-  REQ(mock_loop_start_thread(l) == 0);
+  uint8_t secret[16];
+  for (int i = 0; i < 16; i++) secret[i] = (uint8_t)(0xa0 + i);
+  ctx_mtproxy px;
+  REQ(ctx_mtproxy_start(&px, &e, secret, "example.com") == 0);
   char link[256], hex[64];
-  hex_of(pc.secret, 16, hex, 0);
+  hex_of(secret, 16, hex, 0);
   snprintf(link, sizeof link, "tg://proxy?server=127.0.0.1&port=%u&secret=ee%s%s",
-           (unsigned)mock_proxy_port(px), hex, "6578616d706c652e636f6d"); /* "example.com" */
+           (unsigned)mock_proxy_port(px.px), hex, "6578616d706c652e636f6d"); /* "example.com" */
   mtc_settings s;
   env_settings(&e, &s);
   s.proxy = link;
@@ -2054,19 +1649,15 @@ static int via_proxy(void) {
   REQ(h_start(&h, MODE_RUN, &s, "proxy") == 0);
   REQ(login(&h) == 0);
   mock_proxy_stats ps;
-  mock_loop_lock(l);
-  mock_proxy_stats_get(px, &ps);
-  mock_loop_unlock(l);
+  ctx_mtproxy_stats(&px, &ps);
   fprintf(stderr, "    MTProxy ee: %llu proxy connections, %llu fake-TLS hellos, %llu rejects\n",
           (unsigned long long)ps.accepted, (unsigned long long)ps.tls_hellos_ok,
           (unsigned long long)(ps.rejects[MOCK_PROXY_REJ_TLS_DIGEST] + ps.rejects[MOCK_PROXY_REJ_UNKNOWN_DC]));
   REQ(ps.accepted == 2 && ps.tls_hellos_ok == 2 && ps.handshakes_ok == 2);
   REQ(mock_total(&e, "tcp_accepted") == 2);
   h_free(&h);
-  mock_loop_stop_thread(l);
-  mock_proxy_free(px);
-  mock_loop_free(l);
-  env_stop(&e);
+  ctx_mtproxy_stop(&px);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -2075,10 +1666,10 @@ TEST(mtproxy_ee) { CHECK(via_proxy() == 0); }
 static int via_socks(void) {
   env e;
   REQ(env_start(&e, NULL) == 0);
-  relay rl;
-  REQ(relay_start(&rl, 0) == 0); /* target 0: SOCKS5 mode */
+  mock_socks *rl = NULL;
+  REQ(mock_socks_new(0, &rl) == 0); /* target 0: SOCKS5 mode */
   char link[128];
-  snprintf(link, sizeof link, "tg://socks?server=127.0.0.1&port=%u", (unsigned)rl.port);
+  snprintf(link, sizeof link, "tg://socks?server=127.0.0.1&port=%u", (unsigned)mock_socks_port(rl));
   mtc_settings s;
   env_settings(&e, &s);
   s.proxy = link;
@@ -2086,12 +1677,12 @@ static int via_socks(void) {
   REQ(h_start(&h, MODE_RUN, &s, "socks") == 0);
   REQ(login(&h) == 0);
   int acc = 0;
-  (void)relay_get(&rl, &acc);
+  (void)relay_get(rl, &acc);
   fprintf(stderr, "    SOCKS5: %d proxy connections\n", acc);
   REQ(acc == 2 && mock_total(&e, "tcp_accepted") == 2);
   h_free(&h);
-  relay_stop(&rl);
-  env_stop(&e);
+  mock_socks_free(rl);
+  ctx_env_stop(&e);
   return 0;
 }
 
@@ -2208,7 +1799,7 @@ TEST(api_args) {
   CHECK(id != 0);
   for (int64_t end = mono_ms() + WAIT_MS; r.calls == 0 && mono_ms() < end;) mtc_context_run(ctx, 20);
   CHECK(r.calls == 1 && r.kind == MTC_RESULT_OK && r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_nearestDc);
-  res_clear(&r);
+  ctx_res_clear(&r);
   /* HOST-mode calls on an OWN-mode context */
   mtc_runner *rn = NULL;
   CHECK_EQ_INT(mtc_runner_start(&rn, ctx), 0);
@@ -2216,7 +1807,7 @@ TEST(api_args) {
   CHECK_EQ_INT(mtc_runner_stop(rn), 0);
   mtc_context_free(ctx);
   mtc_context_free(NULL);
-  env_stop(&e);
+  ctx_env_stop(&e);
 }
 
 static void cleanup(void) {
@@ -2237,16 +1828,5 @@ int main(int argc, char **argv) {
       CASE(bad_state_file),  CASE(state_callbacks),     CASE(media_connections),   CASE(mtproxy_ee), CASE(socks5),
       CASE(liveness_stall),
   };
-  int passed = 0, failed = 0;
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (argc > 1 && !strstr(cases[i].name, argv[1])) continue;
-    int f = 0;
-    int64_t t0 = mono_ms();
-    cases[i].fn(&f);
-    fprintf(stderr, "%s %s (%lld ms)\n", f ? "FAIL" : "ok  ", cases[i].name, (long long)(mono_ms() - t0));
-    if (f) failed++;
-    else passed++;
-  }
-  printf("context: %d passed, %d failed\n", passed, failed);
-  return failed ? 1 : (passed ? 0 : 1);
+  return ctx_test_run("context", cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -55,20 +55,12 @@
 #include "mtconn/mtconn.h"
 #include "mtconn/tl_api.h"
 #include "store.h"
+#include "context_env.h"
 #include "context_requests.h"
 #include "test.h"
 #include "tl/tl.h"
 
-#define WAIT_MS 15000
 #define SCONF_KEY 3 /* mock_test_key_pem(3): mock DC 4's key, used here to sign the config */
-
-#define REQ(cond)                                                                                  \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
-      return -1;                                                                                   \
-    }                                                                                              \
-  } while (0)
 
 static int g_verbose;
 
@@ -78,18 +70,7 @@ static int g_verbose;
 
 enum { MODE_RUN = 0, MODE_HOST = 1 };
 
-typedef struct res {
-  int calls;
-  mtc_result_kind kind;
-  int dc_id, error;
-  uint8_t *data;
-  size_t len;
-} res;
-
-static void res_clear(res *r) {
-  free(r->data);
-  memset(r, 0, sizeof *r);
-}
+typedef ctx_res res;
 
 typedef struct evrec {
   int type, dc_id, state, reason;
@@ -97,15 +78,11 @@ typedef struct evrec {
 } evrec;
 
 #define MAX_EVS 2048
-#define MAX_FDS 128
 
 typedef struct harness {
   int mode;
   mtc_context *ctx;
-  int fds[MAX_FDS];
-  unsigned fd_ev[MAX_FDS];
-  int n_fds;
-  int64_t timer_at;
+  ctx_host host; /* MODE_HOST */
   evrec evs[MAX_EVS];
   size_t n_evs;
   char *log;
@@ -115,26 +92,12 @@ typedef struct harness {
 
 static void cb_watch(void *ud, int fd, unsigned events) {
   harness *h = ud;
-  for (int i = 0; i < h->n_fds; i++) {
-    if (h->fds[i] != fd) continue;
-    if (events == 0) {
-      h->fds[i] = h->fds[h->n_fds - 1];
-      h->fd_ev[i] = h->fd_ev[h->n_fds - 1];
-      h->n_fds--;
-    } else {
-      h->fd_ev[i] = events;
-    }
-    return;
-  }
-  if (events && h->n_fds < MAX_FDS) {
-    h->fds[h->n_fds] = fd;
-    h->fd_ev[h->n_fds++] = events;
-  }
+  ctx_host_watch(&h->host, fd, events);
 }
 
 static void cb_timer(void *ud, int64_t delay) {
   harness *h = ud;
-  h->timer_at = delay < 0 ? -1 : mono_ms() + delay;
+  ctx_host_timer(&h->host, delay);
 }
 
 static void cb_event(void *ud, const mtc_event *ev) {
@@ -152,66 +115,19 @@ static void cb_event(void *ud, const mtc_event *ev) {
 
 static void cb_log(void *ud, mtc_log_level level, const char *line) {
   harness *h = ud;
-  size_t n = strlen(line);
-  if (h->log_len + n + 2 > h->log_cap) {
-    size_t cap = (h->log_cap ? h->log_cap * 2 : 65536) + n + 2;
-    char *p = realloc(h->log, cap);
-    if (!p) return;
-    h->log = p;
-    h->log_cap = cap;
-  }
-  memcpy(h->log + h->log_len, line, n);
-  h->log_len += n;
-  h->log[h->log_len++] = '\n';
-  h->log[h->log_len] = 0;
+  if (ctx_log_add(&h->log, &h->log_len, &h->log_cap, line) != 0) return;
   if (g_verbose)
     fprintf(stderr, "    [%s %lld %d] %s\n", h->tag, (long long)(mono_ms() % 100000), level, line);
 }
 
-static void res_cb(void *ud, const mtc_result *r) {
-  res *x = ud;
-  if (x->calls++ > 0) return;
-  x->kind = r->kind;
-  x->dc_id = r->dc_id;
-  x->error = r->error;
-  if (r->len) {
-    x->data = malloc(r->len);
-    if (x->data) memcpy(x->data, r->data, r->len);
-    x->len = r->len;
-  }
-}
+static void res_cb(void *ud, const mtc_result *r) { ctx_res_take(ud, r); }
 
 static void h_step(harness *h, int max_ms) {
   if (h->mode == MODE_RUN) {
     (void)mtc_context_run(h->ctx, max_ms);
     return;
   }
-  struct pollfd p[MAX_FDS];
-  int n = h->n_fds;
-  for (int i = 0; i < n; i++) {
-    p[i].fd = h->fds[i];
-    p[i].events = (short)(((h->fd_ev[i] & MTC_IO_READ) ? POLLIN : 0) |
-                          ((h->fd_ev[i] & MTC_IO_WRITE) ? POLLOUT : 0));
-    p[i].revents = 0;
-  }
-  int64_t to = max_ms;
-  if (h->timer_at >= 0) {
-    int64_t d = h->timer_at - mono_ms();
-    if (d < 0) d = 0;
-    if (d < to) to = d;
-  }
-  int r = poll(p, (nfds_t)n, (int)to);
-  for (int i = 0; r > 0 && i < n; i++) {
-    if (!p[i].revents) continue;
-    unsigned e = 0;
-    if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) e |= MTC_IO_READ;
-    if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)) e |= MTC_IO_WRITE;
-    (void)mtc_context_on_io(h->ctx, p[i].fd, e);
-  }
-  if (h->timer_at >= 0 && mono_ms() >= h->timer_at) {
-    h->timer_at = -1;
-    (void)mtc_context_on_timeout(h->ctx);
-  }
+  ctx_host_step(&h->host, h->ctx, max_ms);
 }
 
 /* Spin until *calls > 0 or timeout; 1 if it came. */
@@ -234,7 +150,7 @@ static int h_call(harness *h, const mtc_invoke_options *o, const body *b, res *r
 static int h_start(harness *h, int mode, const mtc_settings *s, const char *tag) {
   memset(h, 0, sizeof *h);
   h->mode = mode;
-  h->timer_at = -1;
+  ctx_host_init(&h->host);
   snprintf(h->tag, sizeof h->tag, "%s", tag);
   mtc_callbacks cb;
   memset(&cb, 0, sizeof cb);
@@ -273,9 +189,7 @@ static const evrec *last_event(const harness *h, int type) {
 }
 
 static int get_counters(harness *h, mtc_counters *c, char **json) {
-  memset(c, 0, sizeof *c);
-  c->version = MTC_COUNTERS_VERSION;
-  if (mtc_context_counters(h->ctx, c) != 0) return -1;
+  if (ctx_counters(h->ctx, c) != 0) return -1;
   if (json && mtc_context_counters_json(h->ctx, json) != 0) return -1;
   return 0;
 }
@@ -290,12 +204,8 @@ static const mtc_dc_counters *dc_ctr(const mtc_counters *c, int dc) {
 /* ---- environment: the cluster, the two DoH mocks, the state directory --------------------------- */
 
 typedef struct denv {
-  mock_dc_cluster *cl;
-  mtc_dc_address seeds[5];
-  char pems[5][2048];
-  const char *pem_ptrs[5];
+  ctx_env base;         /* the cluster (alternative ports on), the state directory */
   char sconf_pem[2048]; /* the public key of the config's signing key */
-  char dir[64], state_path[128];
   mock_loop *loop;
   mock_doh *g, *c;
   char gurl[64], curl[80];
@@ -320,33 +230,19 @@ static int denv_start(denv *e, int refuse, int32_t dc_clock, int64_t doh_clock) 
   memset(e, 0, sizeof *e);
   mock_dc_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.n_dcs = 5;
   cfg.alt_ports = 1;
-  cfg.rnd = test_rnd;
   for (int i = 0; i < 5; i++) {
     cfg.faults[i].refuse_seed = refuse;
     cfg.faults[i].clock_offset = dc_clock;
   }
-  REQ(mock_dc_cluster_new(&e->cl, &cfg) == 0);
-  REQ(mock_dc_cluster_start(e->cl) == 0);
+  REQ(ctx_env_start(&e->base, &cfg, "/tmp/mtc_cdisc_XXXXXX") == 0);
   uint16_t alt[5];
   for (int dc = 1; dc <= 5; dc++) {
-    mtc_dc_address *a = &e->seeds[dc - 1];
-    memset(a, 0, sizeof *a);
-    a->dc_id = dc;
-    a->ip = "127.0.0.1";
-    a->port = mock_dc_port(e->cl, dc);
-    alt[dc - 1] = mock_dc_alt_port(e->cl, dc);
+    alt[dc - 1] = mock_dc_alt_port(e->base.cl, dc);
     REQ(alt[dc - 1] != 0);
-    size_t pl = 0;
-    REQ(mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) == 0);
-    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
   }
   size_t pl = 0;
-  REQ(mock_dc_public_pem(e->cl, SCONF_KEY + 1, e->sconf_pem, sizeof e->sconf_pem, &pl) == 0);
-  snprintf(e->dir, sizeof e->dir, "/tmp/mtc_cdisc_XXXXXX");
-  REQ(mkdtemp(e->dir) != NULL);
-  snprintf(e->state_path, sizeof e->state_path, "%s/state.json", e->dir);
+  REQ(mock_dc_public_pem(e->base.cl, SCONF_KEY + 1, e->sconf_pem, sizeof e->sconf_pem, &pl) == 0);
   /* the DoH side */
   REQ(mock_loop_new(&e->loop) == 0);
   mock_sconf_ip ips[5];
@@ -375,30 +271,12 @@ static void denv_stop(denv *e) {
   mock_doh_free(e->g);
   mock_doh_free(e->c);
   mock_loop_free(e->loop);
-  mock_dc_cluster_free(e->cl);
-  if (e->dir[0]) {
-    unlink(e->state_path);
-    rmdir(e->dir);
-  }
+  ctx_env_stop(&e->base);
   memset(e, 0, sizeof *e);
 }
 
 static void denv_settings(denv *e, mtc_settings *s) {
-  mtc_settings_default(s);
-  s->api_id = 12345;
-  s->api_hash = "0123456789abcdef";
-  s->device_model = "mtconn test";
-  s->system_version = "Linux";
-  s->app_version = "0.1";
-  s->system_lang_code = "en";
-  s->lang_code = "en";
-  s->seeds = e->seeds;
-  s->n_seeds = 5;
-  s->rsa_keys_pem = e->pem_ptrs;
-  s->n_rsa_keys = 5;
-  s->no_builtin_rsa_keys = 1;
-  s->state_path = e->state_path;
-  s->log_level = MTC_LOG_DEBUG;
+  ctx_env_settings(&e->base, s);
   s->doh_google = e->gl;
   s->n_doh_google = 1;
   s->doh_cloudflare = e->cl_list;
@@ -419,17 +297,11 @@ static void doh_stats(denv *e, mock_doh *d, mock_doh_stats *st) {
   mock_loop_unlock(e->loop);
 }
 
-static uint64_t mock_method(denv *e, int dc, const char *name) {
-  mock_dc_counters c;
-  if (mock_dc_get_counters(e->cl, dc, &c) != 0) return 0;
-  return mock_dc_counter_name(c.methods, c.n_methods, name);
-}
-
 static uint64_t mock_perm_keys(denv *e) {
   uint64_t n = 0;
   for (int dc = 1; dc <= 5; dc++) {
     mock_dc_counters c;
-    if (mock_dc_get_counters(e->cl, dc, &c) == 0) n += c.handshakes_perm;
+    if (mock_dc_get_counters(e->base.cl, dc, &c) == 0) n += c.handshakes_perm;
   }
   return n;
 }
@@ -469,29 +341,12 @@ static int login(harness *h) {
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
   char hash[64];
   REQ(sent_code_hash(r.data, r.len, hash, sizeof hash) == 0);
-  res_clear(&r);
+  ctx_res_clear(&r);
   q = q_sign_in(hash);
   REQ(h_call(h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
   REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_auth_authorization);
-  res_clear(&r);
-  return 0;
-}
-
-static int check_part(const res *r, int64_t offset, size_t len) {
-  mtc_tl_object *o = NULL;
-  REQ(r->kind == MTC_RESULT_OK);
-  REQ(mtc_tl_parse(r->data, r->len, &o) == 0 && o && o->id == MTC_TL_ID_upload_file);
-  const mtc_tl_upload_file *f = (const mtc_tl_upload_file *)o;
-  int ok = f->bytes.len == len;
-  uint8_t *want = malloc(len);
-  if (ok && want) {
-    mock_dc_file_content(FILE_ID, (uint64_t)offset, want, len);
-    ok = memcmp(want, f->bytes.data, len) == 0;
-  }
-  free(want);
-  mtc_tl_object_free(o);
-  REQ(ok);
+  ctx_res_clear(&r);
   return 0;
 }
 
@@ -508,7 +363,7 @@ static int download(harness *h, int first_main) {
   body q = q_get_file(0, part);
   REQ(h_call(h, &o, &q, &r[0], WAIT_MS) == 0);
   REQ(r[0].dc_id == 1);
-  REQ(check_part(&r[0], 0, (size_t)part) == 0);
+  REQ(ctx_check_part(&r[0], 0, (size_t)part) == 0);
   o.target = MTC_TARGET_DC;
   o.dc_id = 1;
   for (int i = 1; i < 4; i++) {
@@ -517,9 +372,9 @@ static int download(harness *h, int first_main) {
   }
   for (int i = 1; i < 4; i++) {
     REQ(h_wait(h, &r[i].calls, WAIT_MS));
-    REQ(check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
+    REQ(ctx_check_part(&r[i], (int64_t)i * part, (size_t)part) == 0);
   }
-  for (int i = 0; i < 4; i++) res_clear(&r[i]);
+  for (int i = 0; i < 4; i++) ctx_res_clear(&r[i]);
   return 0;
 }
 
@@ -587,21 +442,21 @@ static int blocked_seeds(int mode) {
   const evrec *ev = last_event(&h, MTC_EVENT_DISCOVERY);
   REQ(ev && ev->reason == 0 && ev->dc_id == 2 && strcmp(ev->data, "google") == 0);
   REQ(count_events(&h, MTC_EVENT_DISCOVERY, 1) == 1);
-  REQ(mock_method(&e, 2, "help.getConfig") == 1);
-  REQ(mock_method(&e, 5, "auth.exportAuthorization") == 1);
-  REQ(mock_method(&e, 1, "auth.importAuthorization") == 1);
+  REQ(ctx_mock_method(e.base.cl, 2, "help.getConfig") == 1);
+  REQ(ctx_mock_method(e.base.cl, 5, "auth.exportAuthorization") == 1);
+  REQ(ctx_mock_method(e.base.cl, 1, "auth.importAuthorization") == 1);
   REQ(h.log && strstr(h.log, "starting endpoint discovery") &&
       strstr(h.log, "help.getConfig confirmed the endpoints from google"));
   h_stop(&h);
   /* persisted: the discovered record and the endpoints, first in line */
   char src[32];
   int64_t exp = 0;
-  REQ(state_discovered(e.state_path, src, sizeof src, &exp) == 1);
+  REQ(state_discovered(e.base.state_path, src, sizeof src, &exp) == 1);
   REQ(strcmp(src, "google") == 0 && exp > 0);
   for (int dc = 1; dc <= 5; dc++) {
     if (dc == 3 || dc == 4) continue; /* not used */
-    REQ(state_addr_index(e.state_path, dc, mock_dc_alt_port(e.cl, dc)) == 0);
-    REQ(state_addr_index(e.state_path, dc, mock_dc_port(e.cl, dc)) > 0); /* kept, behind */
+    REQ(state_addr_index(e.base.state_path, dc, mock_dc_alt_port(e.base.cl, dc)) == 0);
+    REQ(state_addr_index(e.base.state_path, dc, mock_dc_port(e.base.cl, dc)) > 0); /* kept, behind */
   }
   free(h.log);
 
@@ -616,7 +471,7 @@ static int blocked_seeds(int mode) {
   REQ(h_call(&h2, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 5);
   int64_t t2 = mono_ms();
-  res_clear(&r);
+  ctx_res_clear(&r);
   REQ(download(&h2, 0) == 0);
   REQ(get_counters(&h2, &c, NULL) == 0);
   doh_stats(&e, e.g, &gs);
@@ -647,7 +502,7 @@ static int phone_rules(int given_uk) {
   denv e;
   REQ(denv_start(&e, 1, 0, 0) == 0);
   uint16_t alt[5];
-  for (int dc = 1; dc <= 5; dc++) alt[dc - 1] = mock_dc_alt_port(e.cl, dc);
+  for (int dc = 1; dc <= 5; dc++) alt[dc - 1] = mock_dc_alt_port(e.base.cl, dc);
   mock_sconf_ip ips[6];
   mock_sconf_rule rules[6];
   make_rules(alt, ips, rules);
@@ -675,14 +530,14 @@ static int phone_rules(int given_uk) {
   o.timeout_ms = given_uk ? 3000 : 0; /* DC 2 has only dead endpoints then */
   int rc = h_call(&h, &o, &q, &r, WAIT_MS);
   if (!given_uk) REQ(rc == 0 && r.kind == MTC_RESULT_OK && r.dc_id == 5);
-  res_clear(&r);
+  ctx_res_clear(&r);
   mtc_counters c;
   REQ(get_counters(&h, &c, NULL) == 0);
   REQ(c.discovery_runs == 1 && c.discovery_failures == 0);
   REQ(h.log && !strstr(h.log, "15550000005") && !strstr(h.log, "2079460000")); /* never logged */
   h_stop(&h);
-  int dead = state_addr_index(e.state_path, 2, 1);
-  int good = state_addr_index(e.state_path, 2, alt[1]);
+  int dead = state_addr_index(e.base.state_path, 2, 1);
+  int good = state_addr_index(e.base.state_path, 2, alt[1]);
   fprintf(stderr, "    [%s] DC 2 after discovery: +44 endpoint at %d, +1 endpoint at %d\n",
           given_uk ? "uk" : "learnt", dead, good);
   if (given_uk) {
@@ -761,7 +616,7 @@ static int google_tampered(void) {
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
-  res_clear(&r);
+  ctx_res_clear(&r);
   mtc_counters c;
   REQ(get_counters(&h, &c, NULL) == 0);
   mock_doh_stats gs, cs;
@@ -781,12 +636,12 @@ static int google_tampered(void) {
   REQ(h.log && strstr(h.log, "google#0 answer rejected: bad hash"));
   REQ(mtc_context_save(h.ctx) == 0);
   for (int dc = 1; dc <= 5; dc++) {
-    REQ(state_addr_index(e.state_path, dc, 9) == -1); /* nothing of Google's */
-    REQ(state_addr_index(e.state_path, dc, mock_dc_alt_port(e.cl, dc)) == 0);
+    REQ(state_addr_index(e.base.state_path, dc, 9) == -1); /* nothing of Google's */
+    REQ(state_addr_index(e.base.state_path, dc, mock_dc_alt_port(e.base.cl, dc)) == 0);
   }
   char src[32];
   int64_t exp;
-  REQ(state_discovered(e.state_path, src, sizeof src, &exp) == 1 && strcmp(src, "cloudflare") == 0);
+  REQ(state_discovered(e.base.state_path, src, sizeof src, &exp) == 1 && strcmp(src, "cloudflare") == 0);
   h_free(&h);
   denv_stop(&e);
   return 0;
@@ -817,7 +672,7 @@ static int both_expired(void) {
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   int64_t t1 = mono_ms();
   REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_UNREACHABLE);
-  res_clear(&r);
+  ctx_res_clear(&r);
   h_idle(&h, 1500); /* nothing more happens */
   mtc_counters c;
   REQ(get_counters(&h, &c, NULL) == 0);
@@ -837,18 +692,18 @@ static int both_expired(void) {
   /* a new request: one more round, no new run (runs are spaced), the same clear error */
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_UNREACHABLE);
-  res_clear(&r);
+  ctx_res_clear(&r);
   h_idle(&h, 500);
   REQ(get_counters(&h, &c, NULL) == 0);
   REQ(c.http_requests == 2 && c.discovery_runs == 1);
   REQ(dc_ctr(&c, 2)->connects_started == 4);
   /* the address sets never saw the expired configs */
   REQ(mtc_context_save(h.ctx) == 0);
-  for (int dc = 1; dc <= 5; dc++) REQ(state_addr_index(e.state_path, dc, mock_dc_alt_port(e.cl, dc)) < 0);
-  REQ(state_addr_index(e.state_path, 2, mock_dc_port(e.cl, 2)) == 0);
+  for (int dc = 1; dc <= 5; dc++) REQ(state_addr_index(e.base.state_path, dc, mock_dc_alt_port(e.base.cl, dc)) < 0);
+  REQ(state_addr_index(e.base.state_path, 2, mock_dc_port(e.base.cl, 2)) == 0);
   char src[32];
   int64_t exp;
-  REQ(state_discovered(e.state_path, src, sizeof src, &exp) == 0);
+  REQ(state_discovered(e.base.state_path, src, sizeof src, &exp) == 0);
   h_free(&h);
   denv_stop(&e);
   return 0;
@@ -871,7 +726,7 @@ static int silent_seed(void) {
   socklen_t sl = sizeof sa;
   REQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 8) == 0);
   REQ(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
-  e.seeds[1].port = ntohs(sa.sin_port); /* DC 2 */
+  e.base.seeds[1].port = ntohs(sa.sin_port); /* DC 2 */
   mtc_settings s;
   denv_settings(&e, &s);
   s.discovery_after_ms = 800;
@@ -884,7 +739,7 @@ static int silent_seed(void) {
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   int64_t t1 = mono_ms();
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
-  res_clear(&r);
+  ctx_res_clear(&r);
   mtc_counters c;
   REQ(get_counters(&h, &c, NULL) == 0);
   fprintf(stderr, "    silent seed: answered after %lld ms (discovery after 800 ms); %llu HTTP requests, "
@@ -912,7 +767,7 @@ static int secret_clock(void) {
   mock_proxy_dc pdcs[5];
   for (int i = 0; i < 5; i++) {
     pdcs[i].dc = i + 1;
-    pdcs[i].port = mock_dc_alt_port(e.cl, i + 1);
+    pdcs[i].port = mock_dc_alt_port(e.base.cl, i + 1);
   }
   mock_proxy_config pc;
   memset(&pc, 0, sizeof pc);
@@ -933,7 +788,7 @@ static int secret_clock(void) {
   memcpy(secret + 1, pc.secret, 16);
   memcpy(secret + 17, "example.com", 11);
   uint16_t alt[5];
-  for (int i = 0; i < 5; i++) alt[i] = mock_dc_alt_port(e.cl, i + 1);
+  for (int i = 0; i < 5; i++) alt[i] = mock_dc_alt_port(e.base.cl, i + 1);
   mock_sconf_ip ips[5];
   mock_sconf_rule rules[5];
   make_rules(alt, ips, rules);
@@ -954,7 +809,7 @@ static int secret_clock(void) {
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
-  res_clear(&r);
+  ctx_res_clear(&r);
   mock_proxy_stats ps;
   mock_loop_lock(e.loop);
   mock_proxy_stats_get(px, &ps);
@@ -970,7 +825,7 @@ static int secret_clock(void) {
   REQ(h.log && strstr(h.log, "local clock is +7200 s off") != NULL);
   /* the secret is kept with the endpoint in the state (not in any log line) */
   REQ(mtc_context_save(h.ctx) == 0);
-  REQ(state_addr_index(e.state_path, 2, mock_proxy_port(px)) == 0);
+  REQ(state_addr_index(e.base.state_path, 2, mock_proxy_port(px)) == 0);
   REQ(!strstr(h.log, "303132333435363738393a3b3c3d3e3f"));
   h_free(&h);
   mock_loop_lock(e.loop);
@@ -1080,7 +935,7 @@ static int bad_answer(int oversized) {
   body q = q_nearest();
   REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
   REQ(r.kind == MTC_RESULT_OK && r.dc_id == 2);
-  res_clear(&r);
+  ctx_res_clear(&r);
   mtc_counters c;
   REQ(get_counters(&h, &c, NULL) == 0);
   int which = oversized ? MTC_DISCOVERY_OVERSIZED : MTC_DISCOVERY_MALFORMED;
@@ -1095,7 +950,7 @@ static int bad_answer(int oversized) {
   REQ(h.log && strstr(h.log, oversized ? "google#0 answer rejected: oversized"
                                        : "google#0 answer rejected: malformed"));
   REQ(mtc_context_save(h.ctx) == 0);
-  REQ(state_addr_index(e.state_path, 2, mock_dc_alt_port(e.cl, 2)) == 0);
+  REQ(state_addr_index(e.base.state_path, 2, mock_dc_alt_port(e.base.cl, 2)) == 0);
   h_free(&h);
   denv_stop(&e);
   rawdoh_stop(&raw);
@@ -1165,7 +1020,7 @@ static int settings_checks(void) {
     body q = q_nearest();
     REQ(h_call(&h, NULL, &q, &r, WAIT_MS) == 0);
     REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_CONNECT);
-    res_clear(&r);
+    ctx_res_clear(&r);
     mtc_counters c;
     REQ(get_counters(&h, &c, NULL) == 0);
     REQ(c.http_requests == 0 && c.dns_queries == 0 && c.discovery_runs == 0);
@@ -1201,16 +1056,5 @@ int main(int argc, char **argv) {
       CASE(google_tampered), CASE(google_malformed), CASE(google_oversized), CASE(both_expired),
       CASE(silent_seed),     CASE(secret_clock),     CASE(phone_rules_learnt), CASE(phone_rules_given),
   };
-  int passed = 0, failed = 0;
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (argc > 1 && !strstr(cases[i].name, argv[1])) continue;
-    int f = 0;
-    int64_t t0 = mono_ms();
-    cases[i].fn(&f);
-    fprintf(stderr, "%s %s (%lld ms)\n", f ? "FAIL" : "ok  ", cases[i].name, (long long)(mono_ms() - t0));
-    if (f) failed++;
-    else passed++;
-  }
-  printf("context_discovery: %d passed, %d failed\n", passed, failed);
-  return failed ? 1 : (passed ? 0 : 1);
+  return ctx_test_run("context_discovery", cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -19,55 +19,20 @@
 #include "mock_dc.h"
 #include "mtconn/mtconn.h"
 #include "mtconn/tl_api.h"
+#include "context_env.h"
 #include "context_requests.h"
 #include "test.h"
 #include "tl/tl.h"
 
-#define WAIT_MS 15000
-
 static int g_verbose;
-
-#define REQ(cond)                                                                                  \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
-      return -1;                                                                                   \
-    }                                                                                              \
-  } while (0)
 
 /* ---- TL bodies ------------------------------------------------------------------------- */
 
 /* ---- the context (mtc_context_run) ---------------------------------------------------------- */
 
-typedef struct res {
-  int calls;
-  mtc_result_kind kind;
-  int dc_id;
-  int32_t code;
-  int error;
-  uint8_t *data;
-  size_t len;
-} res;
+typedef ctx_res res;
 
-static void res_clear(res *r) {
-  free(r->data);
-  memset(r, 0, sizeof *r);
-}
-
-static void res_cb(void *ud, const mtc_result *r) {
-  res *x = ud;
-  x->calls++;
-  if (x->calls > 1) return;
-  x->kind = r->kind;
-  x->dc_id = r->dc_id;
-  x->code = r->rpc_code;
-  x->error = r->error;
-  if (r->len) {
-    x->data = malloc(r->len);
-    if (x->data) memcpy(x->data, r->data, r->len);
-    x->len = r->len;
-  }
-}
+static void res_cb(void *ud, const mtc_result *r) { ctx_res_take(ud, r); }
 
 typedef struct harness {
   mtc_context *ctx;
@@ -116,83 +81,18 @@ static int h_call(harness *h, const mtc_invoke_options *o, const body *b, res *r
   return h_wait(h, r, WAIT_MS);
 }
 
-static int h_counters(harness *h, mtc_counters *c) {
-  memset(c, 0, sizeof *c);
-  c->version = MTC_COUNTERS_VERSION;
-  return mtc_context_counters(h->ctx, c);
-}
+static int h_counters(harness *h, mtc_counters *c) { return ctx_counters(h->ctx, c); }
 
 /* ---- the mock cluster -------------------------------------------------------------------------- */
 
-typedef struct env {
-  mock_dc_cluster *cl;
-  mtc_dc_address seeds[8];
-  size_t n_seeds;
-  char pems[5][2048];
-  const char *pem_ptrs[5];
-  char dir[64];
-  char state_path[128];
-} env;
+typedef ctx_env env;
 
-static int env_start(env *e) {
-  memset(e, 0, sizeof *e);
-  mock_dc_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.n_dcs = 5;
-  cfg.rnd = test_rnd;
-  if (mock_dc_cluster_new(&e->cl, &cfg) != 0) return -1;
-  if (mock_dc_cluster_start(e->cl) != 0) return -1;
-  for (int dc = 1; dc <= 5; dc++) {
-    mtc_dc_address *a = &e->seeds[e->n_seeds++];
-    memset(a, 0, sizeof *a);
-    a->dc_id = dc;
-    a->ip = "127.0.0.1";
-    a->port = mock_dc_port(e->cl, dc);
-    size_t pl = 0;
-    if (mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) != 0) return -1;
-    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
-  }
-  snprintf(e->dir, sizeof e->dir, "/tmp/mtc_pfs_XXXXXX");
-  if (!mkdtemp(e->dir)) return -1;
-  snprintf(e->state_path, sizeof e->state_path, "%s/state.json", e->dir);
-  return 0;
-}
-
-static void env_stop(env *e) {
-  mock_dc_cluster_free(e->cl);
-  e->cl = NULL;
-  if (e->dir[0]) {
-    unlink(e->state_path);
-    rmdir(e->dir);
-  }
-}
+static int env_start(env *e) { return ctx_env_start(e, NULL, "/tmp/mtc_pfs_XXXXXX"); }
 
 static void env_settings(env *e, mtc_settings *s) {
-  mtc_settings_default(s);
-  s->api_id = 12345;
-  s->api_hash = "0123456789abcdef";
-  s->device_model = "mtconn test";
-  s->system_version = "Linux";
-  s->app_version = "0.1";
-  s->system_lang_code = "en";
-  s->lang_pack = "";
-  s->lang_code = "en";
-  s->seeds = e->seeds;
-  s->n_seeds = e->n_seeds;
-  s->rsa_keys_pem = e->pem_ptrs;
-  s->n_rsa_keys = 5;
-  s->no_builtin_rsa_keys = 1;
-  s->state_path = e->state_path;
+  ctx_env_settings(e, s);
   s->no_auto_config = 1;
-  s->log_level = MTC_LOG_DEBUG;
   s->pfs = 1;
-}
-
-static int set_fault(env *e, int dc, const char *spec) {
-  mock_dc_faults f;
-  if (mock_dc_get_faults(e->cl, dc, &f) != 0) return -1;
-  if (mock_dc_faults_parse(spec, &f) != 0) return -1;
-  return mock_dc_set_faults(e->cl, dc, &f);
 }
 
 /* Sum of a mock counter over the 5 DCs. */
@@ -213,12 +113,6 @@ static void mock_totals(env *e, mock_sum *m) {
   }
 }
 
-static uint64_t mock_method(env *e, int dc, const char *name) {
-  mock_dc_counters c;
-  if (mock_dc_get_counters(e->cl, dc, &c) != 0) return 0;
-  return mock_dc_counter_name(c.methods, c.n_methods, name);
-}
-
 static uint64_t mock_binds(env *e, int dc) {
   mock_dc_counters c;
   return mock_dc_get_counters(e->cl, dc, &c) == 0 ? c.binds : 0;
@@ -236,12 +130,12 @@ static int login_and_file(harness *h) {
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 5);
   char hash[64];
   REQ(sent_code_hash(r.data, r.len, hash, sizeof hash) == 0);
-  res_clear(&r);
+  ctx_res_clear(&r);
   q = q_sign_in(hash);
   REQ(h_call(h, NULL, &q, &r) == 0);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 5);
   REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_auth_authorization);
-  res_clear(&r);
+  ctx_res_clear(&r);
   mtc_invoke_options o;
   memset(&o, 0, sizeof o);
   o.target = MTC_TARGET_MAIN;
@@ -249,7 +143,7 @@ static int login_and_file(harness *h) {
   REQ(h_call(h, &o, &q, &r) == 0);
   REQ(r.calls == 1 && r.kind == MTC_RESULT_OK && r.dc_id == 1);
   REQ(r.len >= 4 && mtci_le32(r.data) == MTC_TL_ID_upload_file);
-  res_clear(&r);
+  ctx_res_clear(&r);
   return 0;
 }
 
@@ -265,7 +159,7 @@ static int call_ok(harness *h, int dc, const body *q) {
   if (!ok)
     fprintf(stderr, "  call on dc %d: rc %d calls %d kind %d code %d error %d\n", dc, rc, r.calls,
             (int)r.kind, (int)r.code, r.error);
-  res_clear(&r);
+  ctx_res_clear(&r);
   return ok ? 0 : -1;
 }
 
@@ -318,7 +212,7 @@ TEST(login_flow_then_restart) {
   CHECK_EQ_INT(m.temp, 3);
   CHECK_EQ_INT(m.binds, 3);
   h_stop(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
 }
 
 TEST(temp_key_404_replaced_perm_kept) {
@@ -333,8 +227,8 @@ TEST(temp_key_404_replaced_perm_kept) {
   CHECK_EQ_INT(call_ok(&h, 2, &q), 0);
   CHECK_EQ_INT(mock_binds(&e, 2), 1);
   /* the next encrypted frame on DC 2: the server forgets the (temp) key, -404 */
-  CHECK_EQ_INT(set_fault(&e, 2, "transport_404_once=1"), 0);
-  uint64_t nearest_before = mock_method(&e, 2, "help.getNearestDc");
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 2, "transport_404_once=1"), 0);
+  uint64_t nearest_before = ctx_mock_method(e.cl, 2, "help.getNearestDc");
   CHECK_EQ_INT(nearest_before, 1);
   q = q_nearest();
   CHECK_EQ_INT(call_ok(&h, 2, &q), 0);
@@ -351,14 +245,14 @@ TEST(temp_key_404_replaced_perm_kept) {
   CHECK_EQ_INT(m.temp, 2);
   CHECK_EQ_INT(mock_binds(&e, 2), 2);
   /* the request reached the server once (the frame that met -404 was not processed) */
-  CHECK_EQ_INT(mock_method(&e, 2, "help.getNearestDc") - nearest_before, 1);
-  CHECK_EQ_INT(mock_method(&e, 2, "auth.bindTempAuthKey"), 2);
+  CHECK_EQ_INT(ctx_mock_method(e.cl, 2, "help.getNearestDc") - nearest_before, 1);
+  CHECK_EQ_INT(ctx_mock_method(e.cl, 2, "auth.bindTempAuthKey"), 2);
   int perm = 0, temp = 0;
   CHECK_EQ_INT(mock_dc_key_count(e.cl, 2, &perm, &temp), 2);
   CHECK_EQ_INT(perm, 1);
   CHECK_EQ_INT(temp, 1);
   h_stop(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
 }
 
 TEST(short_lifetime_renewed_before_expiry) {
@@ -391,7 +285,7 @@ TEST(short_lifetime_renewed_before_expiry) {
   CHECK_EQ_INT(m.temp, c.handshakes_temp);
   CHECK_EQ_INT(m.binds, c.handshakes_temp);
   h_stop(&h);
-  env_stop(&e);
+  ctx_env_stop(&e);
 }
 
 static int copy_file(const char *from, const char *to) {
@@ -455,15 +349,15 @@ TEST(unbound_temp_key_rebound) {
   CHECK_EQ_INT(temp, 2);
   CHECK_EQ_INT(copy_file(saved, e.state_path), 0);
   CHECK_EQ_INT(h_start(&h, &s), 0);
-  uint64_t nearest = mock_method(&e, 5, "auth.sendCode");
+  uint64_t nearest = ctx_mock_method(e.cl, 5, "auth.sendCode");
   CHECK_EQ_INT(call_ok(&h, 5, &q), 0);
   CHECK_EQ_INT(h_counters(&h, &c), 0);
   CHECK_EQ_INT(c.handshakes_perm + c.handshakes_temp, 0);
   CHECK_EQ_INT(mock_binds(&e, 5), 3); /* T1 bound again */
-  CHECK_EQ_INT(mock_method(&e, 5, "auth.sendCode") - nearest, 2); /* 401, then answered */
+  CHECK_EQ_INT(ctx_mock_method(e.cl, 5, "auth.sendCode") - nearest, 2); /* 401, then answered */
   h_stop(&h);
   unlink(saved);
-  env_stop(&e);
+  ctx_env_stop(&e);
 }
 
 TEST_MAIN("context_pfs", CASE(login_flow_then_restart), CASE(temp_key_404_replaced_perm_kept),

@@ -10,42 +10,26 @@
  *
  * End to end (127.0.0.1 only): a context against the mock DC cluster whose
  * proxy link names a host that the mock DNS server (tests/mockdc/mock_dns)
- * answers with A 127.0.0.1 - through the mock MTProxy and through a small
- * SOCKS5 relay written here - logs in; the context's dns_queries and the
+ * answers with A 127.0.0.1 - through the mock MTProxy and through the mock
+ * SOCKS5 server (tests/mockdc/mock_socks) - logs in; the context's dns_queries and the
  * mock's query counts show one lookup (A + AAAA) shared by two slots that
  * wanted it at once. "localhost" needs no DNS. An NXDOMAIN name fails the
  * request with MTC_ERR_PROXY_HOST after max_connect_attempts lookups spaced
  * by the back-off.
  */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <time.h>
 
+#include "context_env.h"
 #include "context_proxy.h"
 #include "context_requests.h"
 #include "mock_dc.h"
 #include "mock_dns.h"
-#include "mock_loop.h"
-#include "mock_proxy.h"
+#include "mock_socks.h"
 #include "mtconn/mtconn.h"
 #include "test.h"
-
-#define REQ(c)                                                                                     \
-  do {                                                                                             \
-    if (!(c)) {                                                                                    \
-      fprintf(stderr, "  %s:%d: REQ failed: %s\n", __FILE__, __LINE__, #c);                        \
-      return -1;                                                                                   \
-    }                                                                                              \
-  } while (0)
-
-#define WAIT_MS 15000
 
 /* ==== pure: the state machine ==================================================================== */
 
@@ -320,77 +304,24 @@ static void res_cb(void *ud, const mtc_result *r) {
 }
 
 /* HOST mode: the application's loop (watch_fd / set_timer, poll() here). */
-typedef struct hostloop {
-  int on;
-  int fds[64];
-  unsigned ev[64];
-  int n;
-  int64_t timer_at; /* monotonic ms, -1 none */
-  int timer_fires, io_calls;
-} hostloop;
-static hostloop g_host;
+static int g_host_on;
+static ctx_host g_host;
 
 static void cb_watch(void *ud, int fd, unsigned events) {
   (void)ud;
-  hostloop *h = &g_host;
-  for (int i = 0; i < h->n; i++) {
-    if (h->fds[i] != fd) continue;
-    if (events == 0) {
-      h->fds[i] = h->fds[h->n - 1];
-      h->ev[i] = h->ev[h->n - 1];
-      h->n--;
-    } else {
-      h->ev[i] = events;
-    }
-    return;
-  }
-  if (events && h->n < 64) {
-    h->fds[h->n] = fd;
-    h->ev[h->n++] = events;
-  }
+  ctx_host_watch(&g_host, fd, events);
 }
 
 static void cb_timer(void *ud, int64_t delay) {
   (void)ud;
-  g_host.timer_at = delay < 0 ? -1 : mono_ms() + delay;
-}
-
-static void host_step(mtc_context *ctx, int max_ms) {
-  hostloop *h = &g_host;
-  struct pollfd p[64];
-  int n = h->n;
-  for (int i = 0; i < n; i++) {
-    p[i].fd = h->fds[i];
-    p[i].events = (short)(((h->ev[i] & MTC_IO_READ) ? POLLIN : 0) |
-                          ((h->ev[i] & MTC_IO_WRITE) ? POLLOUT : 0));
-    p[i].revents = 0;
-  }
-  int64_t to = max_ms;
-  if (h->timer_at >= 0) {
-    int64_t d = h->timer_at - mono_ms();
-    to = d < 0 ? 0 : d < to ? d : to;
-  }
-  int r = poll(p, (nfds_t)n, (int)to);
-  for (int i = 0; r > 0 && i < n; i++) {
-    if (!p[i].revents) continue;
-    unsigned e = 0;
-    if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) e |= MTC_IO_READ;
-    if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)) e |= MTC_IO_WRITE;
-    h->io_calls++;
-    (void)mtc_context_on_io(ctx, p[i].fd, e);
-  }
-  if (h->timer_at >= 0 && mono_ms() >= h->timer_at) {
-    h->timer_at = -1;
-    h->timer_fires++;
-    (void)mtc_context_on_timeout(ctx);
-  }
+  ctx_host_timer(&g_host, delay);
 }
 
 /* Run ctx until r has its answer (bounded). */
 static int wait_res(mtc_context *ctx, res *r, int timeout_ms) {
   int64_t end = mono_ms() + timeout_ms;
   while (r->calls == 0 && mono_ms() < end) {
-    if (g_host.on) host_step(ctx, 20);
+    if (g_host_on) ctx_host_step(&g_host, ctx, 20);
     else (void)mtc_context_run(ctx, 20);
   }
   return r->calls > 0 ? 0 : -1;
@@ -428,33 +359,16 @@ static int login(mtc_context *ctx) {
   return 0;
 }
 
+/* The cluster, and a DNS server that knows the proxies' names. */
 typedef struct env {
-  mock_dc_cluster *cl;
-  mtc_dc_address seeds[5];
-  char pems[5][2048];
-  const char *pem_ptrs[5];
+  ctx_env base;
   mock_dns *dns;
   char dns_servers[32];
 } env;
 
 static int env_start(env *e) {
   memset(e, 0, sizeof *e);
-  mock_dc_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.n_dcs = 5;
-  cfg.rnd = test_rnd;
-  REQ(mock_dc_cluster_new(&e->cl, &cfg) == 0);
-  REQ(mock_dc_cluster_start(e->cl) == 0);
-  for (int dc = 1; dc <= 5; dc++) {
-    mtc_dc_address *a = &e->seeds[dc - 1];
-    memset(a, 0, sizeof *a);
-    a->dc_id = dc;
-    a->ip = "127.0.0.1";
-    a->port = mock_dc_port(e->cl, dc);
-    size_t pl = 0;
-    REQ(mock_dc_public_pem(e->cl, dc, e->pems[dc - 1], sizeof e->pems[0], &pl) == 0);
-    e->pem_ptrs[dc - 1] = e->pems[dc - 1];
-  }
+  REQ(ctx_env_start(&e->base, NULL, NULL) == 0);
   static const mock_dns_host hosts[] = {{"proxy.mtconn.test", "127.0.0.1", NULL},
                                         {"socks.mtconn.test", "127.0.0.1", NULL}};
   mock_dns_config dc = {0, NULL, NULL, 0, hosts, 2};
@@ -465,194 +379,24 @@ static int env_start(env *e) {
 
 static void env_stop(env *e) {
   mock_dns_free(e->dns);
-  mock_dc_cluster_free(e->cl);
+  ctx_env_stop(&e->base);
 }
 
 static void env_settings(env *e, mtc_settings *s) {
-  mtc_settings_default(s);
-  s->api_id = 12345;
-  s->api_hash = "0123456789abcdef";
-  s->device_model = "mtconn test";
-  s->system_version = "Linux";
-  s->app_version = "0.1";
-  s->system_lang_code = "en";
-  s->lang_code = "en";
-  s->seeds = e->seeds;
-  s->n_seeds = 5;
-  s->rsa_keys_pem = e->pem_ptrs;
-  s->n_rsa_keys = 5;
-  s->no_builtin_rsa_keys = 1;
+  ctx_env_settings(&e->base, s);
   s->no_auto_config = 1;
   s->dns_servers = e->dns_servers;
-  s->log_level = MTC_LOG_DEBUG;
 }
 
 static int new_ctx(mtc_context **ctx, const mtc_settings *s) {
   mtc_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.on_log = cb_log;
-  if (g_host.on) {
+  if (g_host_on) {
     cb.watch_fd = cb_watch;
     cb.set_timer = cb_timer;
   }
   return mtc_context_new(ctx, s, &cb, NULL);
-}
-
-static int counters(mtc_context *ctx, mtc_counters *c) {
-  memset(c, 0, sizeof *c);
-  c->version = MTC_COUNTERS_VERSION;
-  return mtc_context_counters(ctx, c);
-}
-
-/* ---- a SOCKS5 server (RFC 1928, no authentication, CONNECT to 127.0.0.1) relaying to the mock DCs ---- */
-
-typedef struct socks {
-  int lfd;
-  uint16_t port;
-  pthread_t th;
-  int stop, started;
-  pthread_mutex_t mu;
-  int accepted;
-  int c[8], s[8], n;
-} socks;
-
-static int full_recv(int fd, uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t r = recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
-/* greeting 05 01 00 -> 05 00; 05 01 00 01 a.b.c.d port -> 05 00 00 01 0*6; the port or 0 */
-static uint16_t socks_handshake(int fd) {
-  uint8_t g[3], q[10];
-  static const uint8_t m[2] = {5, 0}, ok[10] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
-  if (full_recv(fd, g, 3) || g[0] != 5 || g[1] != 1 || g[2] != 0) return 0;
-  if (send(fd, m, 2, MSG_NOSIGNAL) != 2) return 0;
-  if (full_recv(fd, q, 10) || q[0] != 5 || q[1] != 1 || q[3] != 1) return 0;
-  if (q[4] != 127 || q[5] != 0 || q[6] != 0 || q[7] != 1) return 0;
-  if (send(fd, ok, 10, MSG_NOSIGNAL) != 10) return 0;
-  return (uint16_t)(q[8] << 8 | q[9]);
-}
-
-static int connect_local(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(0x7f000001);
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    close(fd);
-    fd = -1;
-  }
-  return fd;
-}
-
-static void socks_drop(socks *x, int i) {
-  close(x->c[i]);
-  close(x->s[i]);
-  x->c[i] = x->c[x->n - 1];
-  x->s[i] = x->s[x->n - 1];
-  x->n--;
-}
-
-static int pass(int from, int to) {
-  uint8_t buf[16384];
-  ssize_t n = recv(from, buf, sizeof buf, 0);
-  if (n <= 0) return -1;
-  for (ssize_t off = 0; off < n;) {
-    ssize_t w = send(to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    off += w;
-  }
-  return 0;
-}
-
-static void *socks_main(void *arg) {
-  socks *x = arg;
-  while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
-    struct pollfd p[17];
-    int np = 0;
-    p[np].fd = x->lfd;
-    p[np++].events = POLLIN;
-    for (int i = 0; i < x->n; i++) {
-      p[np].fd = x->c[i];
-      p[np++].events = POLLIN;
-      p[np].fd = x->s[i];
-      p[np++].events = POLLIN;
-    }
-    if (poll(p, (nfds_t)np, 20) <= 0) continue;
-    if (p[0].revents & POLLIN) {
-      int cfd = accept(x->lfd, NULL, NULL);
-      if (cfd < 0) continue;
-      uint16_t target = socks_handshake(cfd);
-      int sfd = target ? connect_local(target) : -1;
-      if (sfd < 0 || x->n >= 8) {
-        close(cfd);
-        if (sfd >= 0) close(sfd);
-        continue;
-      }
-      int one = 1;
-      setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      x->c[x->n] = cfd;
-      x->s[x->n++] = sfd;
-      pthread_mutex_lock(&x->mu);
-      x->accepted++;
-      pthread_mutex_unlock(&x->mu);
-      continue; /* the table changed: poll again */
-    }
-    for (int i = 0; i < x->n; i++) {
-      short ce = p[1 + 2 * i].revents, se = p[2 + 2 * i].revents;
-      if (((ce & (POLLIN | POLLHUP | POLLERR)) && pass(x->c[i], x->s[i]) != 0) ||
-          ((se & (POLLIN | POLLHUP | POLLERR)) && pass(x->s[i], x->c[i]) != 0)) {
-        socks_drop(x, i);
-        break;
-      }
-    }
-  }
-  while (x->n) socks_drop(x, 0);
-  return NULL;
-}
-
-static int socks_start(socks *x) {
-  memset(x, 0, sizeof *x);
-  pthread_mutex_init(&x->mu, NULL);
-  x->lfd = socket(AF_INET, SOCK_STREAM, 0);
-  REQ(x->lfd >= 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(0x7f000001);
-  socklen_t sl = sizeof sa;
-  REQ(bind(x->lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(x->lfd, 16) == 0);
-  REQ(getsockname(x->lfd, (struct sockaddr *)&sa, &sl) == 0);
-  x->port = ntohs(sa.sin_port);
-  REQ(pthread_create(&x->th, NULL, socks_main, x) == 0);
-  x->started = 1;
-  return 0;
-}
-
-static int socks_accepted(socks *x) {
-  pthread_mutex_lock(&x->mu);
-  int n = x->accepted;
-  pthread_mutex_unlock(&x->mu);
-  return n;
-}
-
-static void socks_stop(socks *x) {
-  if (x->started) {
-    __atomic_store_n(&x->stop, 1, __ATOMIC_RELEASE);
-    pthread_join(x->th, NULL);
-  }
-  if (x->lfd >= 0) close(x->lfd);
-  pthread_mutex_destroy(&x->mu);
 }
 
 /* ---- the cases ---------------------------------------------------------------------------------------- */
@@ -660,26 +404,14 @@ static void socks_stop(socks *x) {
 static int via_mtproxy_name(void) {
   env e;
   REQ(env_start(&e) == 0);
-  mock_loop *l = NULL;
-  REQ(mock_loop_new(&l) == 0);
-  mock_proxy_dc pdcs[5];
-  for (int i = 0; i < 5; i++) {
-    pdcs[i].dc = i + 1;
-    pdcs[i].port = mock_dc_port(e.cl, i + 1);
-  }
-  mock_proxy_config pc;
-  memset(&pc, 0, sizeof pc);
-  for (int i = 0; i < 16; i++) pc.secret[i] = (uint8_t)(0x30 + i);
-  pc.dcs = pdcs;
-  pc.n_dcs = 5;
-  pc.rnd = test_rnd;
-  mock_proxy *px = NULL;
-  REQ(mock_proxy_new(l, &pc, &px) == 0);
-  REQ(mock_loop_start_thread(l) == 0);
+  uint8_t secret[16];
+  for (int i = 0; i < 16; i++) secret[i] = (uint8_t)(0x30 + i);
+  ctx_mtproxy px;
+  REQ(ctx_mtproxy_start(&px, &e.base, secret, NULL) == 0);
   char link[160];
   snprintf(link, sizeof link,
            "tg://proxy?server=proxy.mtconn.test&port=%u&secret=dd303132333435363738393a3b3c3d3e3f",
-           (unsigned)mock_proxy_port(px));
+           (unsigned)mock_proxy_port(px.px));
   mtc_settings s;
   env_settings(&e, &s);
   s.proxy = link;
@@ -690,12 +422,10 @@ static int via_mtproxy_name(void) {
   REQ(ds.queries == 0); /* nothing is asked before a connection is due */
   int rc = login(ctx);
   mtc_counters c;
-  REQ(counters(ctx, &c) == 0);
+  REQ(ctx_counters(ctx, &c) == 0);
   mock_dns_stats_get(e.dns, &ds);
   mock_proxy_stats ps;
-  mock_loop_lock(l);
-  mock_proxy_stats_get(px, &ps);
-  mock_loop_unlock(l);
+  ctx_mtproxy_stats(&px, &ps);
   fprintf(stderr, "    MTProxy by name: login %s, %llu DNS queries (mock: %llu A, %llu AAAA), "
                   "%llu proxy connections, %llu connects\n",
           rc ? "FAILED" : "ok", (unsigned long long)c.dns_queries, (unsigned long long)ds.a,
@@ -705,9 +435,7 @@ static int via_mtproxy_name(void) {
   REQ(c.dns_queries == 2 && ds.a == 1 && ds.aaaa == 1 && ds.queries == 2);
   REQ(ps.accepted == 3 && ps.handshakes_ok == 3 && c.connects_started == 3);
   mtc_context_free(ctx);
-  mock_loop_stop_thread(l);
-  mock_proxy_free(px);
-  mock_loop_free(l);
+  ctx_mtproxy_stop(&px);
   env_stop(&e);
   return 0;
 }
@@ -717,10 +445,10 @@ TEST(mtproxy_by_name) { CHECK(via_mtproxy_name() == 0); }
 static int via_socks_name(const char *host, int want_dns) {
   env e;
   REQ(env_start(&e) == 0);
-  socks x;
-  REQ(socks_start(&x) == 0);
+  mock_socks *x = NULL;
+  REQ(mock_socks_new(0, &x) == 0); /* a SOCKS5 server */
   char link[128];
-  snprintf(link, sizeof link, "tg://socks?server=%s&port=%u", host, (unsigned)x.port);
+  snprintf(link, sizeof link, "tg://socks?server=%s&port=%u", host, (unsigned)mock_socks_port(x));
   mtc_settings s;
   env_settings(&e, &s);
   s.proxy = link;
@@ -728,10 +456,12 @@ static int via_socks_name(const char *host, int want_dns) {
   REQ(new_ctx(&ctx, &s) == 0);
   int rc = login(ctx);
   mtc_counters c;
-  REQ(counters(ctx, &c) == 0);
+  REQ(ctx_counters(ctx, &c) == 0);
   mock_dns_stats ds;
   mock_dns_stats_get(e.dns, &ds);
-  int acc = socks_accepted(&x);
+  mock_socks_stats xs;
+  mock_socks_stats_get(x, &xs);
+  int acc = (int)xs.accepted;
   fprintf(stderr, "    SOCKS5 %s: login %s, %llu DNS queries (mock saw %llu), %d proxy connections\n",
           host, rc ? "FAILED" : "ok", (unsigned long long)c.dns_queries,
           (unsigned long long)ds.queries, acc);
@@ -739,7 +469,7 @@ static int via_socks_name(const char *host, int want_dns) {
   REQ(c.dns_queries == (uint64_t)want_dns && ds.queries == (uint64_t)want_dns);
   REQ(acc == 3 && c.connects_started == 3);
   mtc_context_free(ctx);
-  socks_stop(&x);
+  mock_socks_free(x);
   env_stop(&e);
   return 0;
 }
@@ -748,14 +478,13 @@ TEST(socks5_by_name) { CHECK(via_socks_name("socks.mtconn.test", 2) == 0); }
 /* the same with the application's loop: c-ares' socket and timer go through
  * watch_fd / set_timer */
 TEST(socks5_by_name_host_loop) {
-  memset(&g_host, 0, sizeof g_host);
-  g_host.on = 1;
-  g_host.timer_at = -1;
+  ctx_host_init(&g_host);
+  g_host_on = 1;
   int rc = via_socks_name("socks.mtconn.test", 2);
   fprintf(stderr, "    host loop: %d on_io calls, %d timer fires, %d fds left\n", g_host.io_calls,
           g_host.timer_fires, g_host.n);
   int left = g_host.n;
-  g_host.on = 0;
+  g_host_on = 0;
   CHECK(rc == 0);
   CHECK_EQ_INT(left, 0); /* every fd unwatched when the context went */
 }
@@ -785,7 +514,7 @@ static int nxdomain(const char *kind) {
   REQ(call(ctx, NULL, &q, &r) == 0);
   int64_t took = r.at - t0;
   mtc_counters c;
-  REQ(counters(ctx, &c) == 0);
+  REQ(ctx_counters(ctx, &c) == 0);
   mock_dns_stats ds;
   mock_dns_stats_get(e.dns, &ds);
   fprintf(stderr, "    %s NXDOMAIN: error %d after %lld ms, %llu DNS queries (mock NXDOMAIN %llu), "
@@ -800,7 +529,7 @@ static int nxdomain(const char *kind) {
   res r2;
   REQ(call(ctx, NULL, &q, &r2) == 0);
   REQ(r2.kind == MTC_RESULT_ERROR && r2.error == MTC_ERR_PROXY_HOST);
-  REQ(counters(ctx, &c) == 0);
+  REQ(ctx_counters(ctx, &c) == 0);
   REQ(c.dns_queries >= 6 && c.dns_queries <= 8);
   mtc_context_free(ctx);
   env_stop(&e);
@@ -843,7 +572,7 @@ static int silent_dns(void) {
   int64_t cpu = thread_cpu_ms() - cpu0;
   int64_t took = r.at - t0;
   mtc_counters c;
-  REQ(counters(ctx, &c) == 0);
+  REQ(ctx_counters(ctx, &c) == 0);
   fprintf(stderr, "    silent DNS: error %d after %lld ms, %d loop rounds, %lld ms CPU, first timeout "
                   "%lld ms, %llu DNS questions\n",
           r.error, (long long)took, rounds, (long long)cpu, (long long)next,
@@ -877,7 +606,7 @@ TEST(refused_names) {
   s.proxy = "tg://proxy?server=proxy.example.com&port=443&secret=00112233445566778899aabbccddeeff";
   CHECK_EQ_INT(new_ctx(&ctx, &s), 0); /* accepted; nothing asked yet */
   mtc_counters c;
-  CHECK_EQ_INT(counters(ctx, &c), 0);
+  CHECK_EQ_INT(ctx_counters(ctx, &c), 0);
   CHECK_EQ_INT(c.dns_queries, 0);
   mtc_context_free(ctx);
   env_stop(&e);
