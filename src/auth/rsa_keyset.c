@@ -24,8 +24,7 @@ int mtci_rsa_keyset_add(mtci_rsa_keyset *ks, const mtci_rsa_key *k) {
   if (i == ks->count) {
     if (ks->count >= MTCI_RSA_KEYSET_MAX) return MTC_ERR_AUTH_KEYSET_FULL;
     if (ks->count == ks->cap) {
-      size_t cap = ks->cap ? ks->cap * 2 : 1;
-      if (cap > MTCI_RSA_KEYSET_MAX) cap = MTCI_RSA_KEYSET_MAX;
+      size_t cap = ks->cap + 1; /* exact: keys are added once, at set-up */
       mtci_rsa_key *a = realloc(ks->keys, cap * sizeof *a); /* public keys: nothing to wipe */
       if (!a) return MTC_ERR_NOMEM;
       ks->keys = a;
