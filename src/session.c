@@ -296,6 +296,7 @@ void mtci_sess_remove_req(mtci_session *s, mtci_session_req *r) {
       memmove(s->reqs + i, s->reqs + i + 1, (s->n_reqs - i - 1) * sizeof *s->reqs);
     }
     if (!r->sent) s->n_unsent--;
+    if (r->kept) s->n_kept--;
     if (--s->n_reqs == 0) { /* empty: back to the start of the array */
       s->reqs -= s->reqs_head;
       s->reqs_head = 0;
@@ -335,6 +336,8 @@ void mtci_sess_resend(mtci_session *s, mtci_session_req *r, int counted) {
   }
   push_old(r);
   if (r->sent) s->n_unsent++;
+  if (r->kept) s->n_kept--;
+  r->kept = 0;
   r->sent = 0;
   r->acked = 0;
   r->quick_ack = 0;
@@ -408,7 +411,7 @@ static int add_req(mtci_session *s, int kind, uint64_t token, uint32_t flags, co
   r->kind = kind;
   r->token = token;
   r->flags = flags;
-  r->sent = r->acked = r->wrapped = r->force_wrap = r->resends = 0;
+  r->sent = r->acked = r->kept = r->wrapped = r->force_wrap = r->resends = 0;
   r->msg_id = r->container_id = r->sent_ms = 0;
   r->quick_ack = 0;
   r->n_old = 0;
@@ -497,6 +500,8 @@ int mtci_sess_new_session(mtci_session *s) {
   s->n_acks = 0;
   for (size_t i = 0; i < s->n_svc; i++) free(s->svc[i].body);
   s->n_svc = 0;
+  s->n_chk = 0;
+  s->chk_msg_id = 0;
   s->ping_msg_id = 0;
   return mtci_sess_event(s, MTCI_SEV_NEW_SESSION, 0, 1, NULL, 0, id, 0);
 }
@@ -535,6 +540,7 @@ int mtci_sess_queue_svc(mtci_session *s, const uint8_t *body, size_t len) {
   memcpy(b, body, len);
   s->svc[s->n_svc].body = b;
   s->svc[s->n_svc].len = len;
+  s->svc[s->n_svc].state_req = 0;
   s->n_svc++;
   return 0;
 }
@@ -790,6 +796,7 @@ void mtci_session_free(mtci_session *s) {
   for (size_t i = 0; i < s->n_svc; i++) free(s->svc[i].body);
   free(s->svc);
   free(s->acks);
+  free(s->chk_ids);
   free(s->seen);
   for (size_t i = 0; i < s->evq_n; i++) {
     mtci_session_evq *q = &s->evq[s->evq_head + i];
@@ -880,6 +887,7 @@ int64_t mtci_session_next_deadline(const mtci_session *s) {
     if (s->n_acks > MTCI_SESSION_ACKS_IMMEDIATE) t = min64(t, s->ack_since_ms);
     else t = min64(t, s->ack_since_ms + s->ack_flush_ms);
   }
+  if (s->n_kept) t = min64(t, s->keep_until);
   t = min64(t, salts_at(s));
   if (s->n_salts) t = min64(t, (int64_t)s->salts[0].valid_since * 1000 - s->time_offset_ms);
   return t;
@@ -905,6 +913,11 @@ static void trim(mtci_session *s) {
     s->acks = NULL;
     s->cap_acks = 0;
   }
+  if (s->n_chk == 0 && s->chk_ids) {
+    free(s->chk_ids);
+    s->chk_ids = NULL;
+    s->cap_chk = 0;
+  }
   if (s->n_svc == 0 && s->svc) {
     free(s->svc);
     s->svc = NULL;
@@ -920,6 +933,16 @@ static void trim(mtci_session *s) {
 
 static int tick(mtci_session *s, int64_t now_ms) {
   if (now_ms - s->last_rx_ms >= MTCI_SESS_TRIM_QUIET_MS) trim(s);
+  if (s->n_kept && s->connected && !s->dead && now_ms >= s->keep_until) {
+    /* safety net: the re-delivery of a kept request's answer did not come */
+    for (size_t i = 0; i < s->n_reqs && s->n_kept; i++) {
+      if (!s->reqs[i]->kept) continue;
+      mtci_sess_resend(s, s->reqs[i], 0);
+      s->stats.late_resends++;
+    }
+    s->n_chk = 0;
+    s->chk_msg_id = 0;
+  }
   if (s->connected && !s->dead) {
     if (now_ms >= dead_at(s)) {
       s->dead = 1;
@@ -946,9 +969,74 @@ static int tick(mtci_session *s, int64_t now_ms) {
 
 int mtci_session_on_deadline(mtci_session *s, int64_t now_ms) { return tick(s, now_ms); }
 
+/* Drop a msgs_state_req of an earlier connection that never went out. */
+static void drop_state_req(mtci_session *s) {
+  size_t k = 0;
+  for (size_t i = 0; i < s->n_svc; i++) {
+    if (s->svc[i].state_req) free(s->svc[i].body);
+    else s->svc[k++] = s->svc[i];
+  }
+  s->n_svc = k;
+  s->n_chk = 0;
+  s->chk_msg_id = 0;
+}
+
+/* msgs_state_req#da69fb52 msg_ids:Vector<long> for the kept requests (the
+ * first MTCI_SESSION_STATE_IDS of them; the rest rely on the safety net). */
+static int queue_state_req(mtci_session *s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_reqs; i++) n += s->reqs[i]->kept;
+  if (n > MTCI_SESSION_STATE_IDS) n = MTCI_SESSION_STATE_IDS;
+  if (n == 0) return 0;
+  if (grow((void **)&s->chk_ids, &s->cap_chk, n, sizeof *s->chk_ids)) return MTC_ERR_NOMEM;
+  /* | msgs_state_req | vector | n | msg_id x n | */
+  size_t len = 12 + 8 * n;
+  uint8_t *b = malloc(len);
+  if (!b) return MTC_ERR_NOMEM;
+  put32(b, MTCI_ID_MSGS_STATE_REQ);
+  put32(b + 4, MTCI_TL_VECTOR_ID);
+  put32(b + 8, (uint32_t)n);
+  size_t k = 0;
+  for (size_t i = 0; i < s->n_reqs && k < n; i++) {
+    if (!s->reqs[i]->kept) continue;
+    s->chk_ids[k] = s->reqs[i]->msg_id;
+    put64(b + 12 + 8 * k, s->reqs[i]->msg_id);
+    k++;
+  }
+  int rc = mtci_sess_queue_svc(s, b, len);
+  free(b);
+  if (rc) return rc;
+  s->svc[s->n_svc - 1].state_req = 1;
+  s->n_chk = n;
+  s->stats.state_reqs++;
+  return 0;
+}
+
 int mtci_session_on_reconnect(mtci_session *s, int64_t now_ms) {
-  for (size_t i = 0; i < s->n_reqs; i++)
-    if (s->reqs[i]->sent) mtci_sess_resend(s, s->reqs[i], 0);
+  drop_state_req(s);
+  for (size_t i = 0; i < s->n_reqs; i++) {
+    mtci_session_req *r = s->reqs[i];
+    if (!r->sent) continue;
+    if (r->acked && r->msg_id) { /* the server has it: its answer will be re-sent */
+      if (!r->kept) {
+        r->kept = 1;
+        s->n_kept++;
+        s->stats.kept++;
+      }
+    } else {
+      mtci_sess_resend(s, r, 0);
+    }
+  }
+  int rc = 0;
+  if (s->n_kept) {
+    s->keep_until = now_ms + MTCI_SESSION_KEPT_PROBES * s->probe_after_ms;
+    rc = queue_state_req(s);
+    if (rc) { /* no memory for the check: resend them after all */
+      for (size_t i = 0; i < s->n_reqs && s->n_kept; i++)
+        if (s->reqs[i]->kept) mtci_sess_resend(s, s->reqs[i], 0);
+      s->n_chk = 0;
+    }
+  }
   s->connected = 1;
   s->dead = 0;
   s->conn_start_ms = s->last_rx_ms = now_ms;
@@ -956,7 +1044,7 @@ int mtci_session_on_reconnect(mtci_session *s, int64_t now_ms) {
   s->ping_due = 0;
   s->ping_msg_id = 0;
   s->ping_sent_ms = 0;
-  return 0;
+  return rc;
 }
 
 void mtci_session_on_disconnect(mtci_session *s) {
@@ -1244,6 +1332,7 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
       s->ping_due = 0;
       if (!s->no_keepalive) s->last_keepalive_ms = now_ms;
     } else if (it->kind == IT_SVC) {
+      if (s->svc[it->index].state_req) s->chk_msg_id = it->msg_id;
       svc_done++;
     }
   }

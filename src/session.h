@@ -15,8 +15,10 @@
  *   on_bytes_received(now)    any inbound bytes (liveness, also mid-frame)
  *   next_event(&ev)           results, rpc_errors, updates, session events
  *   next_deadline()/on_deadline(now)   acks, pings, probes, salts, dead check
- *   on_reconnect(now)         a new connection replaced the old one: every
- *                             unanswered request is resent with new msg_ids
+ *   on_reconnect(now)         a new connection replaced the old one: requests
+ *                             the server did not acknowledge are resent with new
+ *                             msg_ids; acknowledged ones wait for the server's
+ *                             re-delivery, checked with msgs_state_req
  *
  * Wire layout of one packet (x = 0 out, 8 in):
  *
@@ -87,6 +89,12 @@
 #define MTCI_SESSION_MAX_RESENDS 16          /* bad_msg/salt resends before a request fails */
 #define MTCI_SESSION_MAX_SALTS 64            /* future salts kept */
 #define MTCI_SESSION_ACKS_PER_MSG 1024       /* ids per msgs_ack message we send */
+#define MTCI_SESSION_STATE_IDS 1024          /* ids in the msgs_state_req of a reconnect */
+/* After a reconnect, an acknowledged request that is still unanswered and
+ * whose state the server did not confirm (no msgs_state_info, or no status
+ * for it) this many probe intervals (probe_after_ms) later is resent anyway
+ * (safety net). */
+#define MTCI_SESSION_KEPT_PROBES 2
 /* Inbound msg_id time once the clock is synced: at most this far behind
  * server time. A newer one moves the offset forward instead (tdlib), which
  * makes the "+30 s" bound of the guidelines hold by construction. */
@@ -190,11 +198,17 @@ typedef struct mtci_session_evq mtci_session_evq;
 typedef struct mtci_session_svc {
   uint8_t *body;
   size_t len;
+  int state_req; /* our msgs_state_req of a reconnect: its msg_id is kept */
 } mtci_session_svc;
 
 typedef struct mtci_session_stats {
   uint64_t packets_out, packets_in, containers_out, msgs_in, resends, dup_msgs, bad_msgs,
       ignored_packets, acks_out;
+  /* reconnects: acknowledged requests kept waiting for the server's
+   * re-delivery, msgs_state_req sent, kept requests resent after
+   * msgs_state_info said "not received", confirmed as received (then
+   * waited for), and resent by the safety net */
+  uint64_t kept, state_reqs, state_resends, state_confirmed, late_resends;
 } mtci_session_stats;
 
 typedef struct mtci_session {
@@ -238,6 +252,14 @@ typedef struct mtci_session {
   int64_t ack_since_ms; /* when the oldest pending ack was queued */
   mtci_session_svc *svc; /* service messages to send once (msgs_state_info, ...) */
   size_t n_svc, cap_svc;
+
+  /* reconnect: acknowledged requests kept (req->kept) until their answer,
+   * a msgs_state_info, or keep_until (then resent) */
+  size_t n_kept;
+  int64_t keep_until;
+  int64_t *chk_ids;   /* the msg_ids our msgs_state_req asks about, in order */
+  size_t n_chk, cap_chk;
+  int64_t chk_msg_id; /* msg_id of that msgs_state_req once sent (0: none) */
 
   /* liveness */
   int connected, dead;
@@ -358,9 +380,18 @@ int64_t mtci_session_next_deadline(const mtci_session *s);
  * Returns 0 or MTC_ERR_NOMEM. */
 int mtci_session_on_deadline(mtci_session *s, int64_t now_ms);
 
-/* A new connection is up: unanswered requests are queued for resending
- * with new msg_ids (the old ids keep mapping to them), pings and liveness
- * restart. Returns 0. */
+/* A new connection is up; pings and liveness restart. A sent request the
+ * server has not acknowledged (msgs_ack, quick ack) is queued for resending
+ * with a new msg_id (the old ids keep mapping to it). An acknowledged one is
+ * not: a new msg_id would make it a new query (a second sendMessage), while
+ * the server keeps its answer and re-sends it on the new connection. Those
+ * are kept, and one msgs_state_req asks about their msg_ids; the answer's
+ * status (low 3 bits) 1, 2, 3 (not received) resends the request, 4
+ * (received) waits for the answer as long as the call runs
+ * (stats.state_confirmed). A kept request with no status yet
+ * MTCI_SESSION_KEPT_PROBES x probe_after_ms after the reconnect is resent
+ * anyway (stats.late_resends). Returns 0 or MTC_ERR_NOMEM (then everything sent is
+ * resent, as before). */
 int mtci_session_on_reconnect(mtci_session *s, int64_t now_ms);
 /* The connection is gone (no liveness deadlines until on_reconnect). */
 void mtci_session_on_disconnect(mtci_session *s);

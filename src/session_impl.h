@@ -26,6 +26,7 @@ struct mtci_session_req {
   void *build_ud;
   int sent;       /* 1: sent on this connection, awaiting an answer */
   int acked;      /* the server acknowledged the current send */
+  int kept;       /* acked, carried over a reconnect: waits for re-delivery */
   int wrapped;    /* the current send is wrapped */
   int force_wrap; /* CONNECTION_NOT_INITED: wrap the next send */
   int resends;    /* resends forced by the server (bad_msg, salt) */

@@ -309,6 +309,56 @@ static void on_state_req(mtci_session *s, int64_t msg_id, const uint8_t *obj, si
   mtci_tl_writer_free(&w);
 }
 
+/*
+ * msgs_state_info#04deb57d req_msg_id:long info:string, the answer to the
+ * msgs_state_req of a reconnect: one status byte per id we asked about, in
+ * order. Low 3 bits: 1 nothing known (msg_id too low), 2 not received, 3 not
+ * received (msg_id too high): the query is lost, resend it with a new msg_id;
+ * 4 received (+8 acked, +16 no ack needed, +32 processing or processed, +64
+ * answer generated, +128 known to be received): the server will re-send its
+ * answer, keep waiting with no deadline of our own (the app's request
+ * timeout still applies). Anything else: leave it to the safety net.
+ */
+static void on_state_info(mtci_session *s, const uint8_t *obj, size_t len) {
+  mtci_tl_reader r;
+  mtci_tl_reader_init(&r, obj, len);
+  mtci_tl_expect(&r, MTCI_ID_MSGS_STATE_INFO);
+  int64_t req_msg_id = mtci_tl_read_long(&r);
+  size_t info_len = 0;
+  const uint8_t *info = mtci_tl_read_bytes(&r, &info_len);
+  if (mtci_tl_read_end(&r)) {
+    bad(s);
+    return;
+  }
+  if (s->chk_msg_id == 0 || req_msg_id != s->chk_msg_id) return; /* not (or no longer) ours */
+  if (info_len != s->n_chk) {
+    bad(s);
+    return;
+  }
+  for (size_t i = 0; i < info_len; i++) {
+    int st = info[i] & 7;
+    if (st < 1 || st > 4) continue;
+    for (size_t j = 0; j < s->n_reqs; j++) {
+      mtci_session_req *q = s->reqs[j];
+      if (!q->kept || q->msg_id != s->chk_ids[i]) continue;
+      if (st == 4) {
+        /* the server has it: its answer will come however long the call
+         * runs, so the safety net no longer applies (resending would run it
+         * twice); a later reconnect asks again */
+        q->kept = 0;
+        s->n_kept--;
+        s->stats.state_confirmed++;
+      } else {
+        mtci_sess_resend(s, q, 0);
+        s->stats.state_resends++;
+      }
+      break;
+    }
+  }
+  s->n_chk = 0;
+  s->chk_msg_id = 0;
+}
+
 /* msgs_all_info / msgs_state_info-like lists: resend what the server lacks */
 static void on_all_info(mtci_session *s, const uint8_t *obj, size_t len) {
   mtci_tl_reader r;
@@ -394,7 +444,7 @@ static void dispatch(mtci_session *s, int64_t now_ms, int64_t msg_id, const uint
   case MTCI_ID_MSG_NEW_DETAILED_INFO: on_detailed_info(s, now_ms, obj, len, 0); break;
   case MTCI_ID_DESTROY_SESSION_OK:
   case MTCI_ID_DESTROY_SESSION_NONE: on_destroy_result(s, obj, len); break;
-  case MTCI_ID_MSGS_STATE_INFO: /* we send no msgs_state_req */
+  case MTCI_ID_MSGS_STATE_INFO: on_state_info(s, obj, len); break;
   case MTCI_ID_MSG_COPY:        /* deprecated, never sent by servers */
     break;
   case MTCI_TL_MSG_CONTAINER_ID: /* containers do not nest */

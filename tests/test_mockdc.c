@@ -35,6 +35,7 @@
 #include "crypto/crypto.h"
 #include "mock_dc.h"
 #include "mtconn/tl_api.h"
+#include "session_impl.h" /* request fields (acked) */
 #include "session.h"
 #include "test.h"
 #include "tl/special.h"
@@ -1335,5 +1336,80 @@ TEST(api) {
   mock_dc_cluster_free(NULL);
 }
 
+/* RPCs the DC ran for a method (its counters). */
+static long long method_count(mock_dc_cluster *cl, int dc, const char *name) {
+  mock_dc_counters c;
+  if (mock_dc_get_counters(cl, dc, &c) != 0) return -1;
+  for (size_t i = 0; i < c.n_methods; i++)
+    if (strcmp(c.methods[i].name, name) == 0) return (long long)c.methods[i].count;
+  return 0;
+}
+
+/* The connection breaks; the same session goes on over a new one. */
+static int tc_reconnect(tc *t, mtci_codec_kind kind) {
+  if (t->fd >= 0) close(t->fd);
+  t->fd = -1;
+  mtci_stack_free(&t->st);
+  t->rpos = t->rlen = 0;
+  int fd = connect_port(mock_dc_port(t->cl, t->dc));
+  if (fd < 0) return fd;
+  t->fd = fd;
+  mtci_stack_config sc;
+  memset(&sc, 0, sizeof sc);
+  sc.codec = kind;
+  sc.rnd = rnd;
+  int rc = mtci_stack_init(&t->st, &sc);
+  if (!rc) rc = mtci_stack_start(&t->st, now_ms() / 1000) < 0 ? -1 : 0;
+  if (!rc) rc = tc_flush(t);
+  if (!rc) rc = mtci_session_on_reconnect(&t->s, now_ms());
+  if (!rc) rc = tc_pump_out(t);
+  return rc;
+}
+
+/* A query the server acknowledged, whose answer the connection lost: after
+ * the reconnect the client does not send it again (a new msg_id would run
+ * it twice), the DC re-sends the answer; it ran once, answered once. */
+TEST(lost_answer_after_ack) {
+  mock_dc_cluster *cl = start_cluster(0);
+  CHECK(cl != NULL);
+  tc t;
+  body near = q_nearest();
+  CHECK_EQ_INT(tc_ready(&t, cl, 2, MTCI_CODEC_INTERMEDIATE, 0, NULL), 0);
+  CHECK_EQ_INT(CALL(&t, near), CALL_RESULT);
+  long long before = method_count(cl, 2, "help.getNearestDc");
+  CHECK_EQ_INT(before, 1);
+  CHECK_EQ_INT(set_fault(cl, 2, "lose_method=help.getNearestDc"), 0);
+  CHECK_EQ_INT(tc_call_wait(&t, near.b, near.n, 300), EV_TIMEOUT);
+  uint64_t token = t.next_token;
+  CHECK_EQ_INT(mtci_session_pending(&t.s), 1);
+  CHECK(t.s.n_reqs == 1 && t.s.reqs[0]->acked); /* the DC's msgs_ack came */
+  CHECK_EQ_INT(method_count(cl, 2, "help.getNearestDc"), 2);
+  CHECK_EQ_INT(set_fault(cl, 2, ""), 0);
+  CHECK_EQ_INT(tc_reconnect(&t, MTCI_CODEC_INTERMEDIATE), 0);
+  int got = 0, results = 0;
+  int64_t end = now_ms() + OP_MS;
+  while (!got && now_ms() < end) {
+    int e = tc_read(&t, (int)(end - now_ms()));
+    if (e == EV_QUICK_ACK) continue;
+    if (e != EV_PACKET) break;
+    int r = tc_absorb(&t, token);
+    CHECK(r >= 0);
+    if (r == CALL_RESULT) results++;
+    got = r != 0;
+  }
+  CHECK_EQ_INT(got, CALL_RESULT);
+  /* a while longer: nothing more for it (the DC has nothing else to send) */
+  for (int e = tc_read(&t, 200); e == EV_PACKET; e = tc_read(&t, 200))
+    if (tc_absorb(&t, token) == CALL_RESULT) results++;
+  CHECK_EQ_INT(results, 1);
+  CHECK_EQ_INT(mtci_session_pending(&t.s), 0);
+  CHECK_EQ_INT(method_count(cl, 2, "help.getNearestDc"), 2); /* ran once for this call */
+  CHECK_EQ_INT(t.s.stats.kept, 1);
+  CHECK_EQ_INT(t.s.stats.late_resends, 0);
+  CHECK_EQ_INT(method_count(cl, 2, "msgs_state_req"), 1);
+  tc_close(&t);
+  mock_dc_cluster_free(cl);
+}
+
 TEST_MAIN("mockdc", CASE(api), CASE(transports), CASE(config), CASE(login_flow), CASE(pfs_bind),
-          CASE(service), CASE(faults))
+          CASE(service), CASE(faults), CASE(lost_answer_after_ack))

@@ -1308,6 +1308,224 @@ TEST(probe_when_pending) {
   world_free(&W);
 }
 
+/* ---- reconnect: acknowledged queries wait for the server's re-delivery ------------------ */
+
+static mtci_session_req *req_of(const mtci_session *s, uint64_t token) {
+  for (size_t i = 0; i < s->n_reqs; i++)
+    if (s->reqs[i]->kind == REQ_API && s->reqs[i]->token == token) return s->reqs[i];
+  return NULL;
+}
+
+/* M_ECHO queries with this tag the mock received (each a separate send). */
+static unsigned echo_sends(const world *W, uint32_t tag) {
+  unsigned n = 0;
+  for (size_t i = 0; i < mock_session_rx_count(W->m); i++) {
+    const mock_rx_msg *r = mock_session_rx(W->m, i);
+    /* wrapped (invokeWithLayer(initConnection(...))) or not: the query ends the body */
+    if (r->len >= 8 && rd32(r->body + r->len - 8) == M_ECHO && rd32(r->body + r->len - 4) == tag)
+      n++;
+  }
+  return n;
+}
+
+/* The msg_ids of the last msgs_state_req the mock received (up to cap);
+ * -1 if none. */
+static int last_state_req(const world *W, int64_t *ids, int cap) {
+  int n = -1;
+  for (size_t i = 0; i < mock_session_rx_count(W->m); i++) {
+    const mock_rx_msg *r = mock_session_rx(W->m, i);
+    if (r->len < 12 || rd32(r->body) != MTCI_ID_MSGS_STATE_REQ) continue;
+    if (rd32(r->body + 4) != MTCI_TL_VECTOR_ID || r->len != 12 + 8 * (size_t)rd32(r->body + 8))
+      return -2;
+    n = (int)rd32(r->body + 8);
+    for (int k = 0; k < n && k < cap; k++) ids[k] = rd64(r->body + 12 + 8 * (size_t)k);
+  }
+  return n;
+}
+
+TEST(reconnect_acked_query_not_resent) {
+  world W;
+  CHECK_EQ_INT(world_init(&W, NULL, NULL), 0);
+  mock_session_set_conn(W.m, 1);
+  CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK(echo_ok(&W, 1, 1));
+  /* query 2: acknowledged by the server, its answer lost with the connection */
+  mock_session_set_faults(W.m, MOCK_SESS_LOSE_ANSWER);
+  CHECK_EQ_INT(invoke_echo(&W, 2, 2), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  mtci_session_req *r2 = req_of(&W.c, 2);
+  CHECK(r2 != NULL && r2->sent && r2->acked);
+  int64_t id2 = r2->msg_id;
+  CHECK(id2 != 0);
+  CHECK_EQ_INT(mock_session_unacked(W.m, SID0) >= 1, 1);
+  /* query 3: sent, never acknowledged (its answer lost too) */
+  mock_session_set_faults(W.m, MOCK_SESS_HOLD_ANSWERS);
+  CHECK_EQ_INT(invoke_echo(&W, 3, 3), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(mock_session_discard_held(W.m), 1);
+  mock_session_set_faults(W.m, 0);
+  mtci_session_req *r3 = req_of(&W.c, 3);
+  CHECK(r3 != NULL && r3->sent && !r3->acked);
+  CHECK_EQ_INT(W.handler_calls, 3);
+
+  /* a new connection; the server does not re-send yet (untracked tag) */
+  mock_session_drop_output(W.m);
+  mock_session_set_conn(W.m, 0);
+  W.now += 1000;
+  int64_t t_rc = W.now;
+  CHECK_EQ_INT(mtci_session_on_reconnect(&W.c, W.now), 0);
+  CHECK(r2->sent && r2->kept && r2->msg_id == id2); /* not requeued: same msg_id */
+  CHECK(!r3->sent && r3->msg_id == 0 && r3->n_old == 1); /* requeued at once */
+  CHECK_EQ_INT(W.c.stats.kept, 1);
+  CHECK_EQ_INT(W.c.keep_until, t_rc + MTCI_SESSION_KEPT_PROBES * MTCI_SESSION_PROBE_AFTER_MS);
+  CHECK_EQ_INT(mtci_session_next_deadline(&W.c) <= W.c.keep_until, 1);
+  CHECK_EQ_INT(pump(&W), 0);
+  int64_t ids[4];
+  CHECK_EQ_INT(last_state_req(&W, ids, 4), 1);
+  CHECK_EQ_INT(ids[0], id2);
+  CHECK_EQ_INT(W.c.stats.state_reqs, 1);
+  CHECK_EQ_INT(echo_sends(&W, 2), 1); /* query 2 went out once */
+  CHECK_EQ_INT(echo_sends(&W, 3), 2); /* query 3 twice, the second with a new id */
+  CHECK(echo_ok(&W, 3, 3));
+  CHECK(r2 == req_of(&W.c, 2)); /* msgs_state_info said 4 (received): still waiting */
+  CHECK(!r2->kept && r2->msg_id == id2); /* confirmed: out of the safety net */
+  CHECK_EQ_INT(W.c.stats.state_confirmed, 1);
+  CHECK_EQ_INT(W.c.n_kept, 0);
+  CHECK_EQ_INT(W.c.stats.state_resends, 0);
+  CHECK_EQ_INT(count_ev(&W, MTCI_SEV_RESULT, 2), 0);
+  CHECK_EQ_INT(mtci_session_pending(&W.c), 1);
+  /* a confirmed call may run long: past the safety net's bound it is still
+   * not sent again (a resend would run it twice) */
+  W.now = t_rc + MTCI_SESSION_KEPT_PROBES * MTCI_SESSION_PROBE_AFTER_MS + 1;
+  CHECK_EQ_INT(mtci_session_on_deadline(&W.c, W.now), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(echo_sends(&W, 2), 1);
+  CHECK_EQ_INT(W.c.stats.late_resends, 0);
+
+  /* the next packet on a tracked new connection: the server re-sends the
+   * answer (same msg_id, by req_msg_id), delivered once */
+  mock_session_set_conn(W.m, 2);
+  CHECK_EQ_INT(invoke_echo(&W, 4, 4), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->redelivered >= 1, 1);
+  CHECK(echo_ok(&W, 2, 2));
+  CHECK(echo_ok(&W, 4, 4));
+  CHECK_EQ_INT(mtci_session_pending(&W.c), 0);
+  CHECK_EQ_INT(W.c.n_kept, 0);
+  CHECK_EQ_INT(echo_sends(&W, 2), 1);
+  CHECK_EQ_INT(W.handler_calls, 5); /* 1, 2, 3, 3 again, 4: query 2 ran once */
+  /* a later re-delivery (another connection) is not delivered again */
+  mock_session_set_conn(W.m, 3);
+  CHECK_EQ_INT(invoke_echo(&W, 5, 5), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK(echo_ok(&W, 2, 2));
+  CHECK(echo_ok(&W, 5, 5));
+  CHECK_EQ_INT(W.c.stats.late_resends, 0);
+  world_free(&W);
+}
+
+TEST(reconnect_state_info_not_received_resends) {
+  world W;
+  CHECK_EQ_INT(world_init(&W, NULL, NULL), 0);
+  CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  /* query 2 is built and lost before the server, yet an ack for it comes
+   * (the server's view is what msgs_state_info reports) */
+  CHECK_EQ_INT(invoke_echo(&W, 2, 2), 0);
+  mtci_tl_writer_reset(&W.w);
+  CHECK_EQ_INT(mtci_session_build_packet(&W.c, W.now, &W.w, NULL), 1);
+  mtci_session_req *r2 = req_of(&W.c, 2);
+  CHECK(r2 != NULL && r2->sent);
+  int64_t id2 = r2->msg_id;
+  uint8_t ack[20];
+  wr32(ack, MTCI_ID_MSGS_ACK);
+  wr32(ack + 4, MTCI_TL_VECTOR_ID);
+  wr32(ack + 8, 1);
+  wr64(ack + 12, id2);
+  CHECK_EQ_INT(mock_session_push(W.m, W.now, SID0, ack, sizeof ack, 0), 0);
+  CHECK_EQ_INT(s2c(&W) > 0, 1);
+  drain(&W);
+  CHECK(r2->acked);
+  W.now += 500;
+  CHECK_EQ_INT(mtci_session_on_reconnect(&W.c, W.now), 0);
+  CHECK(r2->kept && r2->msg_id == id2);
+  CHECK_EQ_INT(echo_sends(&W, 2), 0);
+  /* msgs_state_req -> msgs_state_info with 2 (not received): resent, new id */
+  CHECK_EQ_INT(pump(&W), 0);
+  int64_t ids[2];
+  CHECK_EQ_INT(last_state_req(&W, ids, 2), 1);
+  CHECK_EQ_INT(ids[0], id2);
+  CHECK_EQ_INT(W.c.stats.state_resends, 1);
+  CHECK_EQ_INT(echo_sends(&W, 2), 1);
+  int64_t id_new = 0;
+  for (size_t i = 0; i < mock_session_rx_count(W.m); i++) {
+    const mock_rx_msg *m = mock_session_rx(W.m, i);
+    if (m->len >= 8 && rd32(m->body + m->len - 8) == M_ECHO && rd32(m->body + m->len - 4) == 2)
+      id_new = m->msg_id;
+  }
+  CHECK(id_new != 0 && id_new != id2);
+  CHECK(echo_ok(&W, 2, 2));
+  CHECK_EQ_INT(mtci_session_pending(&W.c), 0);
+  CHECK_EQ_INT(W.c.stats.late_resends, 0);
+
+  /* a status byte per asked id; a stale or short msgs_state_info is ignored */
+  uint8_t info[4 + 8 + 4];
+  wr32(info, MTCI_ID_MSGS_STATE_INFO);
+  wr64(info + 4, 0x1234);
+  info[12] = 1;
+  info[13] = 2;
+  info[14] = info[15] = 0;
+  CHECK_EQ_INT(mock_session_push(W.m, W.now, SID0, info, sizeof info, 1), 0);
+  uint64_t bad0 = W.c.stats.bad_msgs;
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(W.c.stats.bad_msgs, bad0);
+  CHECK_EQ_INT(W.c.stats.state_resends, 1);
+  world_free(&W);
+}
+
+TEST(reconnect_safety_net_resends) {
+  world W;
+  CHECK_EQ_INT(world_init(&W, NULL, NULL), 0);
+  CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  /* acknowledged, answer lost; the server will never re-send it (no
+   * connection tags) and its msgs_state_info never arrives */
+  mock_session_set_faults(W.m, MOCK_SESS_LOSE_ANSWER);
+  CHECK_EQ_INT(invoke_echo(&W, 2, 2), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  mtci_session_req *r2 = req_of(&W.c, 2);
+  CHECK(r2 != NULL && r2->acked);
+  int64_t id2 = r2->msg_id;
+  W.now += 100;
+  int64_t t_rc = W.now;
+  CHECK_EQ_INT(mtci_session_on_reconnect(&W.c, W.now), 0);
+  CHECK_EQ_INT(c2s(&W) > 0, 1); /* the msgs_state_req goes out ... */
+  mock_session_drop_output(W.m); /* ... its answer is lost */
+  CHECK_EQ_INT(echo_sends(&W, 2), 1);
+  int64_t until = t_rc + MTCI_SESSION_KEPT_PROBES * MTCI_SESSION_PROBE_AFTER_MS;
+  /* the timers up to just before the bound: still waiting (probes answered) */
+  for (int i = 0; i < 20; i++) {
+    int64_t d = mtci_session_next_deadline(&W.c);
+    if (d >= until) break;
+    W.now = d > W.now ? d : W.now;
+    CHECK_EQ_INT(mtci_session_on_deadline(&W.c, W.now), 0);
+    CHECK_EQ_INT(pump(&W), 0);
+  }
+  CHECK(r2 == req_of(&W.c, 2) && r2->kept && r2->msg_id == id2);
+  CHECK_EQ_INT(W.c.stats.late_resends, 0);
+  CHECK_EQ_INT(mtci_session_next_deadline(&W.c), until);
+  W.now = until;
+  CHECK_EQ_INT(mtci_session_on_deadline(&W.c, W.now), 0);
+  CHECK_EQ_INT(W.c.stats.late_resends, 1);
+  CHECK_EQ_INT(W.c.n_kept, 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(echo_sends(&W, 2), 2);
+  CHECK(echo_ok(&W, 2, 2));
+  CHECK_EQ_INT(mtci_session_pending(&W.c), 0);
+  world_free(&W);
+}
+
 /* ---- the rest of the service messages -------------------------------------------------- */
 
 TEST(state_req_detailed_info_resend) {
@@ -1602,6 +1820,8 @@ TEST_MAIN("session", CASE(grammers_server_vector), CASE(msg_id_rules), CASE(msg_
           CASE(duplicate_server_message_dropped), CASE(replay_and_tamper_rejected),
           CASE(inbound_checks_crafted), CASE(seen_window_bounded),
           CASE(reconnect_pending_answered_once), CASE(keepalive_ping_and_dead),
-          CASE(probe_when_pending), CASE(state_req_detailed_info_resend), CASE(quick_ack_token),
+          CASE(probe_when_pending), CASE(reconnect_acked_query_not_resent),
+          CASE(reconnect_state_info_not_received_resends), CASE(reconnect_safety_net_resends),
+          CASE(state_req_detailed_info_resend), CASE(quick_ack_token),
           CASE(size_buckets), CASE(random_padding), CASE(api_errors_and_cancel), CASE(destroy_session),
           CASE(invoke_built_msg_id_in_body))

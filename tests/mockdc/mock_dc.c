@@ -72,6 +72,7 @@ struct mock_dconn {
   uint64_t q_timer;
   uint8_t *rx;        /* scratch copy of the received bytes */
   size_t rx_cap;
+  uint64_t serial;    /* unique per accepted connection (mock_session_set_conn) */
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -242,6 +243,11 @@ static int rpc_handler(void *ud, const mock_query *q, mtci_tl_writer *out) {
     mock_dc_logf(dc, "dropping the answer to %s", ctx.method);
     mtci_tl_writer_reset(out);
     return MOCK_NO_ANSWER;
+  }
+  if (dc->faults.lose_method[0] && strcmp(dc->faults.lose_method, ctx.method) == 0) {
+    dc->ctr.answers_dropped++;
+    mock_dc_logf(dc, "acknowledging %s, its answer lost until a new connection", ctx.method);
+    mock_session_set_faults(k->ms, mock_session_faults(k->ms) | MOCK_SESS_LOSE_ANSWER);
   }
   return MOCK_ANSWER;
 }
@@ -512,6 +518,7 @@ static void on_encrypted(mock_dconn *c, const uint8_t *p, size_t n, int ack_requ
   for (int i = 0; i < 80; i++) bad += st->bad_msgs[i];
   int64_t pdd_at = st->disconnect_at_ms;
   int64_t now = wall_ms();
+  mock_session_set_conn(ms, c->serial); /* a session on a new connection gets its unacked answers */
   int rc = mock_session_feed(ms, now, p, n);
   if (rc) {
     dc->ctr.framing_errors++;
@@ -719,6 +726,7 @@ static void on_accept(mock_loop *l, mock_conn *mc, void *ud) {
   }
   c->dc = dc;
   c->mc = mc;
+  c->serial = ++dc->cl->use_clock; /* unique in the cluster, never 0 */
   c->next = dc->conns;
   dc->conns = c;
   mock_conn_set_handler(mc, &k_handler, c);
@@ -828,6 +836,7 @@ int mock_dc_cluster_new(mock_dc_cluster **out, const mock_dc_config *cfg) {
     dc->refuse_fd = -1;
     dc->faults = cfg->faults[i];
     dc->faults.drop_method[MOCK_DC_NAME_LEN - 1] = 0;
+  dc->faults.lose_method[MOCK_DC_NAME_LEN - 1] = 0;
     dc->ctr.dc_id = dc->id;
     /* One key per DC while the committed keys last (5); beyond, DCs share
      * keys, as the production DCs all do. */
@@ -1016,6 +1025,7 @@ int mock_dc_set_faults(mock_dc_cluster *c, int dc_id, const mock_dc_faults *f) {
   int32_t old_offset = dc->faults.clock_offset;
   dc->faults = *f;
   dc->faults.drop_method[MOCK_DC_NAME_LEN - 1] = 0;
+  dc->faults.lose_method[MOCK_DC_NAME_LEN - 1] = 0;
   if (dc->faults.clock_offset != old_offset) {
     for (size_t i = 0; i < MOCK_DC_MAX_KEYS; i++)
       if (dc->keys[i].used)
@@ -1062,9 +1072,10 @@ int mock_dc_faults_parse(const char *spec, mock_dc_faults *f) {
     char *eq = strchr(tok, '=');
     const char *val = eq ? eq + 1 : "1";
     if (eq) *eq = 0;
-    if (strcmp(tok, "drop_method") == 0) {
+    if (strcmp(tok, "drop_method") == 0 || strcmp(tok, "lose_method") == 0) {
       if (strlen(val) >= MOCK_DC_NAME_LEN) return MTC_ERR_INVALID_ARG;
-      snprintf(f->drop_method, sizeof f->drop_method, "%s", val);
+      char *dst = tok[0] == 'd' ? f->drop_method : f->lose_method;
+      snprintf(dst, MOCK_DC_NAME_LEN, "%s", val);
       continue;
     }
     char *end = NULL;

@@ -74,6 +74,11 @@ typedef struct mock_dc_faults {
    * the method named drop_method (e.g. "help.getNearestDc"). */
   uint32_t drop_every;
   char drop_method[MOCK_DC_NAME_LEN];
+  /* Every answer to the method named lose_method is made and the query
+   * acknowledged (msgs_ack), but the answer is lost on the way: like a
+   * real server, the DC re-sends it when the session's next packet comes
+   * on a new connection (until the client acknowledges it). */
+  char lose_method[MOCK_DC_NAME_LEN];
   /* Stall: every connection of this DC (existing and new) stops reading
    * and writing while TCP stays open; answers due meanwhile are dropped. */
   int stall;

@@ -41,6 +41,10 @@
 #define MAX_ISSUED_SALTS 64
 #define MAX_RX_LOG 4096 /* messages kept for mock_session_rx (a ring: the newest) */
 #define MAX_SENT_LOG 64
+/* Content messages sent to a session and not acknowledged yet, kept for
+ * re-delivery on its next connection (a real server "re-sends the missing
+ * response at the first opportunity"); the oldest goes beyond this. */
+#define MAX_UNACKED 64
 /* Received msg_ids remembered per session for the duplicate and seq_no
  * checks (a power of two). Like a real server (and the client), the mock
  * keeps a bounded window: a repeated msg_id is detected while it is among
@@ -55,28 +59,31 @@ typedef struct rxid {
   int32_t seqno;
 } rxid;
 
-typedef struct msess {
-  int64_t id;
-  int inited;
-  int32_t out_content; /* content messages sent to this session */
-  /* received (msg_id, seqno), sorted by msg_id, as a ring: entry k of the
-   * sorted order is rx[(rx_head + k) % cap_rx]. It grows (doubling) up to
-   * MAX_SEEN while rx_head is 0; once full, a new id evicts the lowest. */
-  rxid *rx;
-  size_t n_rx, cap_rx, rx_head;
-} msess;
-
 typedef struct omsg {
   int64_t session_id, msg_id;
   int32_t seqno;
   uint8_t *body;
   size_t len;
+  int redo; /* a re-delivery: goes out in a container (a fresh outer msg_id) */
 } omsg;
 
 typedef struct mvec {
   omsg *v;
   size_t n, cap;
 } mvec;
+
+typedef struct msess {
+  int64_t id;
+  int inited;
+  int32_t out_content; /* content messages sent to this session */
+  uint64_t conn;       /* connection tag of its last packet (mock_session_set_conn) */
+  mvec unacked;        /* content messages sent, not acknowledged (<= MAX_UNACKED) */
+  /* received (msg_id, seqno), sorted by msg_id, as a ring: entry k of the
+   * sorted order is rx[(rx_head + k) % cap_rx]. It grows (doubling) up to
+   * MAX_SEEN while rx_head is 0; once full, a new id evicts the lowest. */
+  rxid *rx;
+  size_t n_rx, cap_rx, rx_head;
+} msess;
 
 typedef struct ack {
   int64_t session_id, msg_id;
@@ -97,6 +104,7 @@ struct mock_session {
   void *handler_ud;
   mtc_random_fn rnd;
   void *rnd_ud;
+  uint64_t conn; /* tag of the connection the packets now come from (0: untracked) */
 
   unsigned faults;
   int force_bad, force_bad_times;
@@ -146,14 +154,16 @@ static msess *find_sess(mock_session *m, int64_t id) {
   return NULL;
 }
 
-static void free_sess(msess *s) {
-  free(s->rx);
-  memset(s, 0, sizeof *s);
-}
-
 static void mvec_clear(mvec *v) {
   for (size_t i = 0; i < v->n; i++) free(v->v[i].body);
   v->n = 0;
+}
+
+static void free_sess(msess *s) {
+  free(s->rx);
+  mvec_clear(&s->unacked);
+  free(s->unacked.v);
+  memset(s, 0, sizeof *s);
 }
 
 static int mvec_push(mvec *v, const omsg *o) {
@@ -172,6 +182,58 @@ static int mvec_push(mvec *v, const omsg *o) {
   return 0;
 }
 
+/* A content message went out to s: keep a copy until it is acknowledged
+ * (once per msg_id; the oldest goes when full). */
+static void keep_unacked(msess *s, const omsg *o) {
+  for (size_t i = 0; i < s->unacked.n; i++)
+    if (s->unacked.v[i].msg_id == o->msg_id) return;
+  if (s->unacked.n == MAX_UNACKED) {
+    free(s->unacked.v[0].body);
+    memmove(s->unacked.v, s->unacked.v + 1, (MAX_UNACKED - 1) * sizeof *s->unacked.v);
+    s->unacked.n--;
+  }
+  omsg c = *o;
+  c.redo = 0;
+  mvec_push(&s->unacked, &c);
+}
+
+static void drop_unacked(msess *s, int64_t msg_id) {
+  for (size_t i = 0; i < s->unacked.n; i++) {
+    if (s->unacked.v[i].msg_id != msg_id) continue;
+    free(s->unacked.v[i].body);
+    memmove(s->unacked.v + i, s->unacked.v + i + 1, (s->unacked.n - i - 1) * sizeof *s->unacked.v);
+    s->unacked.n--;
+    return;
+  }
+}
+
+/* A new connection carries s: what it never acknowledged goes out again
+ * first (same msg_ids, in a container), before anything else queued. */
+static void redeliver(mock_session *m, msess *s) {
+  size_t k = s->unacked.n;
+  if (!k) return;
+  if (m->out.cap - m->out.n < k) {
+    size_t nc = m->out.cap ? m->out.cap : 16;
+    while (nc - m->out.n < k) nc *= 2;
+    omsg *nv = realloc(m->out.v, nc * sizeof *nv);
+    if (!nv) return;
+    m->out.v = nv;
+    m->out.cap = nc;
+  }
+  size_t done = 0;
+  for (size_t i = 0; i < k; i++) {
+    omsg c = s->unacked.v[i];
+    c.body = malloc(c.len ? c.len : 1);
+    if (!c.body) break;
+    memcpy(c.body, s->unacked.v[i].body, c.len);
+    c.redo = 1;
+    memmove(m->out.v + done + 1, m->out.v + done, (m->out.n - done) * sizeof *m->out.v);
+    m->out.v[done++] = c;
+    m->out.n++;
+  }
+  m->stats.redelivered += (unsigned)done;
+}
+
 /* Queue a message for a session: assigns msg_id and seq_no now. */
 static int queue(mock_session *m, mvec *v, int64_t now_ms, int64_t session_id, const uint8_t *body,
                  size_t len, int content, int answer, int64_t *id_out) {
@@ -181,7 +243,7 @@ static int queue(mock_session *m, mvec *v, int64_t now_ms, int64_t session_id, c
     seq = content ? 2 * s->out_content + 1 : 2 * s->out_content;
     if (content) s->out_content++;
   }
-  omsg o = {session_id, next_id(m, now_ms, answer), seq, (uint8_t *)body, len};
+  omsg o = {session_id, next_id(m, now_ms, answer), seq, (uint8_t *)body, len, 0};
   if (id_out) *id_out = o.msg_id;
   return mvec_push(v, &o);
 }
@@ -295,6 +357,12 @@ void mock_session_force_bad_msg(mock_session *m, int code, int times) {
   m->force_bad_times = times;
 }
 void mock_session_set_clock_offset(mock_session *m, int64_t ms) { m->clock_offset_ms = ms; }
+void mock_session_set_conn(mock_session *m, uint64_t conn) { m->conn = conn; }
+size_t mock_session_unacked(const mock_session *m, int64_t session_id) {
+  for (size_t i = 0; i < m->n_sess; i++)
+    if (m->sess[i].id == session_id) return m->sess[i].unacked.n;
+  return 0;
+}
 int64_t mock_session_salt(const mock_session *m) { return m->salt; }
 void mock_session_rotate_salt(mock_session *m, int64_t salt) {
   m->prev_salt = m->salt;
@@ -393,6 +461,14 @@ static void answer(mock_session *m, int64_t now_ms, msess *s, int64_t req_id,
   unsigned f = m->faults;
   if (f & MOCK_SESS_DROP_ANSWER) {
     m->faults &= ~(unsigned)MOCK_SESS_DROP_ANSWER;
+  } else if ((f & MOCK_SESS_LOSE_ANSWER) && !w.err) {
+    /* acknowledged, answered, and the answer lost on the way: it waits
+     * among the unacknowledged messages for the next connection */
+    m->faults &= ~(unsigned)MOCK_SESS_LOSE_ANSWER;
+    add_ack(m, s->id, req_id);
+    int64_t id = 0;
+    if (queue(m, &s->unacked, now_ms, s->id, mtci_tl_writer_data(&w), w.len, 1, 1, &id) == 0)
+      m->last_answer_id = id;
   } else if (!w.err) {
     mvec *dst = (f & MOCK_SESS_HOLD_ANSWERS) ? &m->held : &m->out;
     int64_t id = 0;
@@ -401,7 +477,7 @@ static void answer(mock_session *m, int64_t now_ms, msess *s, int64_t req_id,
       return;
     }
     m->last_answer_id = id;
-    omsg copy = {s->id, id, dst->v[dst->n - 1].seqno, mtci_tl_writer_data(&w), w.len};
+    omsg copy = {s->id, id, dst->v[dst->n - 1].seqno, mtci_tl_writer_data(&w), w.len, 0};
     if (f & MOCK_SESS_DUP_ANSWER) {
       m->faults &= ~(unsigned)MOCK_SESS_DUP_ANSWER;
       mvec_push(&m->later, &copy);
@@ -638,6 +714,10 @@ static void on_message(mock_session *m, int64_t now_ms, msess *s, int64_t salt, 
     (void)mtci_tl_read_u32(&r);
     uint32_t k = mtci_tl_read_vector(&r, 8);
     if (!r.err) m->stats.acks_in += k;
+    for (uint32_t i = 0; i < k && !r.err; i++) {
+      int64_t id = mtci_tl_read_long(&r);
+      if (!r.err) drop_unacked(s, id);
+    }
     break;
   }
   case ID_PING:
@@ -782,6 +862,10 @@ int mock_session_feed(mock_session *m, int64_t now_ms, const uint8_t *pkt, size_
     mtci_tl_writer_free(&w);
     m->stats.new_sessions++;
   }
+  /* the session moved to another connection: re-deliver after this packet
+   * (its acks first drop what the client already has) */
+  int moved = m->conn && s->conn && s->conn != m->conn;
+  if (m->conn) s->conn = m->conn;
   if (msg_id % 4 != 0) {
     bad_msg(m, now_ms, sid, msg_id, seqno, 18);
   } else if (id_ms(msg_id) < server_ms - 300000) {
@@ -825,6 +909,7 @@ int mock_session_feed(mock_session *m, int64_t now_ms, const uint8_t *pkt, size_
       on_message(m, now_ms, s, salt, 0, msg_id, seqno, body, dlen);
     }
   }
+  if (moved) redeliver(m, s);
   mtci_zeroize(pt, n);
   free(pt);
   return 0;
@@ -876,7 +961,7 @@ int mock_session_pop(mock_session *m, int64_t now_ms, mtci_tl_writer *out) {
   mtci_tl_writer_init(&pw, 0);
   mtci_tl_write_long(&pw, m->salt);
   mtci_tl_write_long(&pw, sid);
-  if (count == 1) {
+  if (count == 1 && !(nt && src->v[take[0]].redo)) {
     const omsg *o = nt ? &src->v[take[0]] : &ackm;
     mtci_tl_write_long(&pw, o->msg_id);
     mtci_tl_write_int(&pw, o->seqno);
@@ -921,10 +1006,11 @@ int mock_session_pop(mock_session *m, int64_t now_ms, mtci_tl_writer *out) {
   }
   mtci_tl_writer_free(&pw);
   mtci_tl_writer_free(&ackw);
-  /* remove what was sent (indices ascending) */
+  /* remove what was sent (indices ascending); content stays unacked */
   size_t k = 0, t = 0;
   for (size_t i = 0; i < src->n; i++) {
     if (t < nt && take[t] == i) {
+      if (!rc && s && (src->v[i].seqno & 1)) keep_unacked(s, &src->v[i]);
       free(src->v[i].body);
       t++;
     } else {

@@ -65,12 +65,17 @@ enum {
   MOCK_SESS_DROP_ANSWER = 1u << 1,   /* next answer is never sent */
   MOCK_SESS_DUP_ANSWER = 1u << 2,    /* next answer is sent again, same msg_id, in a later packet */
   MOCK_SESS_HOLD_ANSWERS = 1u << 3,  /* sticky: answers wait for mock_session_release() */
-  MOCK_SESS_NO_ACKS = 1u << 4        /* sticky: never send msgs_ack */
+  MOCK_SESS_NO_ACKS = 1u << 4,       /* sticky: never send msgs_ack */
+  /* next answer: the query is acknowledged (msgs_ack), the answer made but
+   * lost on the way; it waits, unacknowledged, for the session's next
+   * connection (mock_session_set_conn) */
+  MOCK_SESS_LOSE_ANSWER = 1u << 5
 };
 
 typedef struct mock_session_stats {
   unsigned packets_in, msgs_in, containers_in, queries, wrapped_queries, gzipped_queries;
   unsigned pings, acks_in, future_salts_req, new_sessions, bad_server_salts, answers;
+  unsigned redelivered;           /* unacknowledged messages sent again on a new connection */
   unsigned bad_msgs[80];          /* bad_msg_notification sent, by error code */
   int32_t last_disconnect_delay;  /* from the last ping_delay_disconnect */
   int64_t disconnect_at_ms;       /* local clock; 0 = none */
@@ -108,6 +113,18 @@ unsigned mock_session_faults(const mock_session *m);
  * of processing. */
 void mock_session_force_bad_msg(mock_session *m, int code, int times);
 void mock_session_set_clock_offset(mock_session *m, int64_t ms);
+/*
+ * Like a real server, the mock keeps every content message it sent to a
+ * session (rpc_result, future_salts, ...) until the client acknowledges it
+ * (msgs_ack), at most 64 per session. Tag the connection the next packets
+ * come from (any non-zero value per connection): when a session's packet
+ * arrives on another connection than its last one, its unacknowledged
+ * messages are sent again (same msg_ids, in a container) before anything
+ * else. With no tag (0, the default) nothing is re-sent.
+ */
+void mock_session_set_conn(mock_session *m, uint64_t conn);
+/* Unacknowledged messages kept for a session. */
+size_t mock_session_unacked(const mock_session *m, int64_t session_id);
 /* Held answers (MOCK_SESS_HOLD_ANSWERS) go to the output queue; returns how many. */
 size_t mock_session_release(mock_session *m);
 /* Drop held answers; returns how many. */

@@ -191,7 +191,7 @@ static void usage(FILE *f) {
           "  --fault DC:SPEC         faults of DC (0 = all), SPEC = name=value[,...]:\n"
           "                          close_after_frames, transport_404_once, flood_connects,\n"
           "                          flood_window_ms, wrong_salt, clock_offset, delay_ms,\n"
-          "                          drop_every, drop_method, stall, refuse_seed\n"
+          "                          drop_every, drop_method, lose_method, stall, refuse_seed\n"
           "  --json-ports            print {\"dcs\":[{\"id\":1,\"port\":P},...]} on stdout\n"
           "  --print-public-keys DIR write DIR/dcN.pub.pem (PKCS#1 RSA PUBLIC KEY) per DC\n"
           "  --counters-file F       write the counters JSON to F at exit and on SIGUSR1\n"
