@@ -368,6 +368,10 @@ static int ensure_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t m
   c.ping_interval_ms = ctx->set.ping_interval_ms;
   c.ping_disconnect_delay_s = ctx->set.ping_disconnect_s;
   mtci_policy_liveness(-1, &c.probe_after_ms, &c.dead_after_ms);
+  if (ctx->set.has_proxy && ctx->set.proxy.type == MTCI_PROXY_MTPROTO) {
+    c.init_proxy_address = ctx->set.proxy.host; /* as the link gave it */
+    c.init_proxy_port = ctx->set.proxy.port;
+  }
   c.random_padding = ctx->set.has_proxy && ctx->set.proxy.type == MTCI_PROXY_MTPROTO &&
                      (ctx->set.proxy.secret.kind == MTCI_SECRET_DD ||
                       ctx->set.proxy.secret.kind == MTCI_SECRET_EE);

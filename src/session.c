@@ -708,14 +708,21 @@ static int build_init_prefix(mtci_session *s, const mtci_session_config *c) {
                          c->system_lang_code, c->lang_pack,      c->lang_code};
   for (int i = 0; i < 6; i++)
     if (strs[i] && strlen(strs[i]) > INIT_STR_MAX) return MTC_ERR_INVALID_ARG;
+  if (c->init_proxy_address && strlen(c->init_proxy_address) > INIT_STR_MAX)
+    return MTC_ERR_INVALID_ARG;
   mtci_tl_writer w;
   mtci_tl_writer_init(&w, 0);
   mtci_tl_write_u32(&w, MTCI_ID_INVOKE_WITH_LAYER);
   mtci_tl_write_int(&w, c->layer ? c->layer : MTC_TL_LAYER);
   mtci_tl_write_u32(&w, MTCI_ID_INIT_CONNECTION);
-  mtci_tl_write_int(&w, 0); /* flags: no proxy, no params */
+  mtci_tl_write_int(&w, c->init_proxy_address ? 1 : 0); /* flags.0 proxy; no params */
   mtci_tl_write_int(&w, c->api_id);
   for (int i = 0; i < 6; i++) write_str(&w, strs[i]);
+  if (c->init_proxy_address) { /* inputClientProxy#75588b3f address:string port:int */
+    mtci_tl_write_u32(&w, MTCI_ID_INPUT_CLIENT_PROXY);
+    write_str(&w, c->init_proxy_address);
+    mtci_tl_write_int(&w, c->init_proxy_port);
+  }
   int rc = w.err;
   if (!rc) {
     s->init_prefix = malloc(w.len);

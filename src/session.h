@@ -69,6 +69,7 @@
 #define MTCI_ID_MSG_COPY 0xe06046b2u
 #define MTCI_ID_INVOKE_WITH_LAYER 0xda9b0d0du
 #define MTCI_ID_INIT_CONNECTION 0xc1cd5ea9u
+#define MTCI_ID_INPUT_CLIENT_PROXY 0x75588b3fu
 
 /* ---- defaults (a config field of 0 selects these) ---------------------------- */
 
@@ -131,6 +132,11 @@ typedef struct mtci_session_config {
   int32_t layer; /* 0 = MTC_TL_LAYER */
   const char *device_model, *system_version, *app_version, *system_lang_code, *lang_pack,
       *lang_code;
+  /* The MTProxy the connection goes through (flags.0 proxy:inputClientProxy
+   * address port, as tdlib sends it: the server may then show the proxy's
+   * sponsored channel). NULL: direct or SOCKS5. Copied into the prefix. */
+  const char *init_proxy_address;
+  int32_t init_proxy_port;
 
   /* Timing (0 = the default above). */
   int32_t ping_interval_ms;

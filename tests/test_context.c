@@ -1655,6 +1655,8 @@ static int via_proxy(void) {
           (unsigned long long)(ps.rejects[MOCK_PROXY_REJ_TLS_DIGEST] + ps.rejects[MOCK_PROXY_REJ_UNKNOWN_DC]));
   REQ(ps.accepted == 2 && ps.tls_hellos_ok == 2 && ps.handshakes_ok == 2);
   REQ(mock_total(&e, "tcp_accepted") == 2);
+  /* each session's initConnection named the proxy (inputClientProxy) */
+  REQ(mock_total(&e, "init_via_proxy") == 2);
   h_free(&h);
   ctx_mtproxy_stop(&px);
   ctx_env_stop(&e);
@@ -1680,6 +1682,7 @@ static int via_socks(void) {
   (void)relay_get(rl, &acc);
   fprintf(stderr, "    SOCKS5: %d proxy connections\n", acc);
   REQ(acc == 2 && mock_total(&e, "tcp_accepted") == 2);
+  REQ(mock_total(&e, "init_via_proxy") == 0); /* SOCKS5 is not an MTProxy: no inputClientProxy */
   h_free(&h);
   mock_socks_free(rl);
   ctx_env_stop(&e);

@@ -492,6 +492,38 @@ TEST(seq_no_sequence) {
 
 /* ---- round trip, initConnection ------------------------------------------------------- */
 
+/* Through an MTProxy, initConnection carries proxy:inputClientProxy
+ * (flags.0) right after lang_code, before the query. */
+TEST(init_connection_proxy) {
+  world W;
+  mtci_session_config c;
+  client_cfg(&W, &c);
+  c.init_proxy_address = "proxy.example.org";
+  c.init_proxy_port = 8443;
+  CHECK_EQ_INT(world_init(&W, &c, NULL), 0);
+  /* the prefix's tail, byte for byte: ... lang_code | 3f8b5875 | 11 "proxy.example.org" 00 00 | fb200000 */
+  static const uint8_t tail[] = {0x3f, 0x8b, 0x58, 0x75, 0x11, 'p', 'r', 'o', 'x', 'y', '.', 'e', 'x',
+                                 'a', 'm', 'p', 'l', 'e', '.', 'o', 'r', 'g', 0x00, 0x00, 0xfb, 0x20,
+                                 0x00, 0x00};
+  CHECK(W.c.init_prefix_len > sizeof tail);
+  CHECK_MEM(W.c.init_prefix + W.c.init_prefix_len - sizeof tail, tail, sizeof tail);
+  CHECK_EQ_INT(W.c.init_prefix[12] | W.c.init_prefix[13] << 8, 1); /* flags, after invokeWithLayer (8) and the initConnection id */
+  CHECK_EQ_INT(invoke_echo(&W, 5, 6), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK(echo_ok(&W, 5, 6));
+  const mock_session_stats *st = mock_session_get_stats(W.m);
+  CHECK_EQ_INT(st->wrapped_queries, 1);
+  CHECK(strcmp(st->init_proxy_address, "proxy.example.org") == 0);
+  CHECK_EQ_INT(st->init_proxy_port, 8443);
+  world_free(&W);
+  /* an address over 255 bytes is refused */
+  static char longname[300];
+  memset(longname, 'a', sizeof longname - 1);
+  c.init_proxy_address = longname;
+  mtci_session sess;
+  CHECK_EQ_INT(mtci_session_init(&sess, &c, T0), MTC_ERR_INVALID_ARG);
+}
+
 TEST(rpc_round_trip) {
   world W;
   CHECK_EQ_INT(world_init(&W, NULL, NULL), 0);
@@ -510,6 +542,7 @@ TEST(rpc_round_trip) {
   CHECK_EQ_INT(st->init_api_id, 12345);
   CHECK_EQ_INT(st->init_layer, MTC_TL_LAYER);
   CHECK(strcmp(st->init_device_model, "dev") == 0);
+  CHECK(st->init_proxy_address[0] == 0); /* direct: flags.0 clear */
   CHECK_EQ_INT(W.c.init_done, 1);
   /* a second query is not wrapped any more */
   CHECK_EQ_INT(invoke_echo(&W, 78, 5), 0);
@@ -1808,7 +1841,7 @@ TEST(invoke_built_msg_id_in_body) {
 }
 
 TEST_MAIN("session", CASE(grammers_server_vector), CASE(msg_id_rules), CASE(msg_ids_frozen_clock),
-          CASE(seq_no_sequence), CASE(rpc_round_trip), CASE(init_connection_bytes),
+          CASE(seq_no_sequence), CASE(init_connection_proxy), CASE(rpc_round_trip), CASE(init_connection_bytes),
           CASE(no_init_flag_and_config), CASE(connection_not_inited_rewrap),
           CASE(acks_flush_and_piggyback), CASE(containers), CASE(container_limits_exact),
           CASE(rpc_error_as_data), CASE(gzip_both_ways), CASE(bad_server_salt_resend),

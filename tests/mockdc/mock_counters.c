@@ -62,7 +62,7 @@ static const scalar_field k_fields[] = {
     F(handshakes_temp),  F(handshake_failures), F(sessions_created),
     F(binds),            F(rpcs),            F(quick_acks),
     F(transport_errors_sent), F(transport_404), F(transport_429),
-    F(framing_errors),   F(bad_msgs_sent),   F(answers_dropped),
+    F(framing_errors),   F(bad_msgs_sent),   F(answers_dropped), F(init_via_proxy),
     F(bytes_in),         F(bytes_out),
 };
 #undef F

@@ -514,6 +514,7 @@ static void on_encrypted(mock_dconn *c, const uint8_t *p, size_t n, int ack_requ
   mock_session *ms = k->ms;
   const mock_session_stats *st = mock_session_get_stats(ms);
   unsigned msgs = st->msgs_in, sessions = st->new_sessions, salts = st->bad_server_salts;
+  unsigned via_proxy = st->init_with_proxy;
   unsigned bad = 0;
   for (int i = 0; i < 80; i++) bad += st->bad_msgs[i];
   int64_t pdd_at = st->disconnect_at_ms;
@@ -530,6 +531,7 @@ static void on_encrypted(mock_dconn *c, const uint8_t *p, size_t n, int ack_requ
    * only forgotten here, in store_key and by the fault above. */
   st = mock_session_get_stats(ms);
   dc->ctr.sessions_created += st->new_sessions - sessions;
+  dc->ctr.init_via_proxy += st->init_with_proxy - via_proxy;
   unsigned bad_after = 0;
   for (int i = 0; i < 80; i++) bad_after += st->bad_msgs[i];
   dc->ctr.bad_msgs_sent += (bad_after - bad) + (st->bad_server_salts - salts);

@@ -129,6 +129,7 @@ typedef struct mock_dc_counters {
   uint64_t framing_errors;      /* bad transport bytes from clients (connection dropped) */
   uint64_t bad_msgs_sent;       /* bad_msg_notification / bad_server_salt */
   uint64_t answers_dropped;     /* by the drop faults or a stall */
+  uint64_t init_via_proxy;      /* initConnections carrying proxy:inputClientProxy (MTProxy) */
   uint64_t bytes_in, bytes_out; /* TCP payload bytes, closed and open connections */
   size_t n_methods;             /* RPCs by innermost method name */
   mock_dc_name_count methods[MOCK_DC_MAX_NAMES];

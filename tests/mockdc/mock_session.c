@@ -520,13 +520,16 @@ static void on_query(mock_session *m, int64_t now_ms, msess *s, int64_t msg_id,
       (void)mtci_tl_read_u32(&r);
       int32_t flags = mtci_tl_read_int(&r);
       m->stats.init_api_id = mtci_tl_read_int(&r);
+      m->stats.init_proxy_address[0] = 0;
+      m->stats.init_proxy_port = 0;
       skip_string(&r, m->stats.init_device_model, sizeof m->stats.init_device_model);
       for (int i = 0; i < 4; i++) skip_string(&r, NULL, 0);
       skip_string(&r, m->stats.init_lang_code, sizeof m->stats.init_lang_code);
       if (flags & 1) { /* inputClientProxy address:string port:int */
         mtci_tl_expect(&r, ID_INPUT_CLIENT_PROXY);
-        skip_string(&r, NULL, 0);
-        (void)mtci_tl_read_int(&r);
+        skip_string(&r, m->stats.init_proxy_address, sizeof m->stats.init_proxy_address);
+        m->stats.init_proxy_port = mtci_tl_read_int(&r);
+        m->stats.init_with_proxy++;
       }
       if (flags & 2) mtci_tl_fail(&r, MTC_ERR_UNSUPPORTED); /* JSONValue params: not needed */
       m->stats.init_layer = q.layer;

@@ -81,6 +81,9 @@ typedef struct mock_session_stats {
   int64_t disconnect_at_ms;       /* local clock; 0 = none */
   int32_t init_api_id, init_layer;/* from the last initConnection */
   char init_device_model[256], init_lang_code[256];
+  char init_proxy_address[256]; /* the last initConnection's inputClientProxy, "" if absent */
+  int32_t init_proxy_port;
+  unsigned init_with_proxy;     /* initConnections that carried one */
 } mock_session_stats;
 
 /* One message as the client sent it (after decryption). */
