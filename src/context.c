@@ -30,15 +30,21 @@ static mtci_dc *dc_of(mtc_context *ctx, const mtci_slot *s) { return ctx->dcs.dc
 static mtci_ctx_dc *dcx_of(mtc_context *ctx, const mtci_slot *s) { return dcx_at(ctx, s->dci); }
 static int dc_id_of(const mtc_context *ctx, const mtci_slot *s) { return ctx->dcs.dcs[s->dci]->id; }
 
-/* Slot k of DC i: 0 = main, 1.. = media; NULL for a media slot of a DC that
- * never had media work (its media slots are not allocated). */
+/* Every slot of a DC: k < K_SLOTS (the hidden PFS renewal slots last). */
+enum { K_RENEW = MTCI_CTX_MAX_MEDIA + 1, K_RETIRED, K_SLOTS };
+
+/* Slot k of DC i: 0 = main, 1.. = media, then the renewal slots; NULL for a
+ * media slot of a DC that never had media work (its media slots are not
+ * allocated) or a renewal slot of a DC never renewed in the background. */
 static mtci_slot *slot_at(mtc_context *ctx, size_t i, int k) {
   mtci_ctx_dc *x = dcx_at(ctx, i);
-  return k == 0 ? &x->main : x->media ? &x->media[k - 1] : NULL;
+  if (k == 0) return &x->main;
+  if (k <= MTCI_CTX_MAX_MEDIA) return x->media ? &x->media[k - 1] : NULL;
+  if (!x->rn) return NULL;
+  return k == K_RENEW ? &x->rn->slot : &x->rn->retired;
 }
 static const mtci_slot *slot_at_c(const mtc_context *ctx, size_t i, int k) {
-  const mtci_ctx_dc *x = dcx_at(ctx, i);
-  return k == 0 ? &x->main : x->media ? &x->media[k - 1] : NULL;
+  return slot_at((mtc_context *)ctx, i, k);
 }
 
 /* The DC's media slots, allocated on first use: 0 or MTC_ERR_NOMEM. */
@@ -68,7 +74,9 @@ static size_t slot_dials(const mtci_slot *s) {
   return n;
 }
 
-static const char *slot_kind(const mtci_slot *s) { return s->media ? "media" : "main"; }
+static const char *slot_kind(const mtci_slot *s) {
+  return s->hidden == 1 ? "renewal" : s->hidden == 2 ? "retired" : s->media ? "media" : "main";
+}
 
 int mtci_ctx_cands_alloc(mtci_slot *s) {
   if (!s->cands) {
@@ -85,7 +93,7 @@ void mtci_ctx_cands_drop(mtci_slot *s) {
 }
 
 static void slot_reset(mtci_slot *s) {
-  int dci = s->dci, media = s->media, index = s->index;
+  int dci = s->dci, media = s->media, index = s->index, hidden = s->hidden;
   mtci_ctx_cands_drop(s);
   if (s->has_sess) mtci_session_free(s->sess);
   free(s->sess);
@@ -93,6 +101,7 @@ static void slot_reset(mtci_slot *s) {
   s->dci = dci;
   s->media = media;
   s->index = index;
+  s->hidden = hidden;
 }
 
 void mtci_ctx_log(mtc_context *ctx, int level, const char *fmt, ...) {
@@ -116,6 +125,7 @@ static void emit(mtc_context *ctx, const mtc_event *ev) {
 }
 
 static void report(mtc_context *ctx, mtci_slot *s, mtc_conn_state st, int reason) {
+  if (s->hidden) return; /* the application sees the main slot only */
   if (s->reported == (int)st && st != MTC_CONN_RECONNECTING) return;
   s->reported = (int)st;
   mtc_event ev;
@@ -349,12 +359,21 @@ static void set_authorized(mtc_context *ctx, int dc_id, int v, int via_import) {
 static int ensure_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t min_msg_id) {
   if (s->has_sess) return 0;
   mtci_dc *dc = dc_of(ctx, s);
+  const mtci_ctx_renewal *rn = dcx_of(ctx, s)->rn;
   if (!dc->has_perm || (ctx->set.pfs && !dc->has_temp)) return MTC_ERR_INTERNAL;
+  if (s->hidden == 2 || (s->hidden == 1 && !(rn && rn->has_key))) return MTC_ERR_INTERNAL;
   mtci_session_config c;
   memset(&c, 0, sizeof c);
-  /* with PFS every session runs on the temp key */
-  memcpy(c.auth_key, ctx->set.pfs ? dc->temp_key : dc->perm_key, MTCI_AUTH_KEY_LEN);
-  c.server_salt = dc->salt;
+  /* with PFS every session runs on the temp key (the renewal slot's on the next one) */
+  if (s->hidden == 1) {
+    memcpy(c.auth_key, rn->key, MTCI_AUTH_KEY_LEN);
+    c.server_salt = rn->salt;
+    s->key_id = rn->key_id;
+  } else {
+    memcpy(c.auth_key, ctx->set.pfs ? dc->temp_key : dc->perm_key, MTCI_AUTH_KEY_LEN);
+    c.server_salt = dc->salt;
+    s->key_id = ctx->set.pfs ? dc->temp_key_id : dc->perm_key_id;
+  }
   c.time_offset_ms = ctx->time_offset_ms;
   c.time_synced = ctx->time_synced;
   c.min_msg_id = min_msg_id;
@@ -413,7 +432,9 @@ static void free_session(mtc_context *ctx, mtci_slot *s) {
     }
   }
   if (s->conn) mtci_conn_detach(s->conn);
-  if (dcx_of(ctx, s)->bind.slot == s) dcx_of(ctx, s)->bind.slot = NULL;
+  mtci_ctx_dc *x = dcx_of(ctx, s);
+  if (x->bind.slot == s) x->bind.slot = NULL;
+  if (x->rn && x->rn->bind.slot == s) x->rn->bind.slot = NULL;
   mtci_session_free(s->sess);
   free(s->sess);
   s->sess = NULL;
@@ -457,7 +478,8 @@ static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now)
   s->retry_at = now + d;
   ctx->changed = 1;
   if (s->failures >= ctx->set.max_attempts) {
-    if (!mtci_ctx_disc_hold(ctx, s, err, now)) give_up(ctx, s, err); /* a discovery run may help */
+    /* a discovery run may help (the renewal slots: the main slot's business) */
+    if (s->hidden || !mtci_ctx_disc_hold(ctx, s, err, now)) give_up(ctx, s, err);
     return;
   }
   if (slot_wanted(ctx, s)) {
@@ -471,11 +493,14 @@ static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now)
   }
 }
 
+static void renewal_clear(mtc_context *ctx, mtci_ctx_dc *x);
+
 static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
   mtci_dc *dc = ctx->dcs.dcs[dci];
   mtci_ctx_dc *x = dcx_at(ctx, dci);
   if (!dc->has_perm) return;
   uint64_t key_id = dc->perm_key_id;
+  renewal_clear(ctx, x);
   for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
     mtci_slot *s = slot_at(ctx, dci, k);
     if (!s || !s->used) continue;
@@ -499,6 +524,7 @@ static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
   }
   mtci_dc_drop_perm_key(dc);
   x->keying = NULL;
+  x->renewing = 0;
   x->transfer = TR_NONE;
   ctx->dirty = 1;
   ctx->changed = 1;
@@ -519,12 +545,34 @@ static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
  * the same connection right after the perm key (or first thing when the
  * perm key is known) and bound with auth.bindTempAuthKey as the session's
  * first request. API requests wait until the DC's temp key is bound
- * (dc_usable). Renewal: at 75% of the lifetime no new requests go to the
- * DC; once none is in flight the key is dropped, the connections close and
- * the next connection makes and binds a new one. -404 on a temp key drops
- * it only (the perm key stays); 401 AUTH_KEY_PERM_EMPTY marks it unbound:
- * rebind, then resend.
+ * (dc_usable). -404 on a temp key drops it only (the perm key stays); 401
+ * AUTH_KEY_PERM_EMPTY marks it unbound: rebind, then resend.
+ *
+ * Renewal, at 75% of the lifetime (pfs_renew), without a gap in service:
+ *   1. A hidden renewal slot (mtci_ctx_renewal.slot) dials the DC, makes
+ *      the next temp key and binds it in a session of its own, while the
+ *      main slot goes on serving on the old key.
+ *   2. Bound: the new key becomes the DC's (saved), the renewal slot's
+ *      connection and session become the main slot's, and new requests go
+ *      there at once. The old main session moves to the retired slot and
+ *      keeps its connection until its requests are answered (never resent
+ *      in a new session: that would run them twice), then closes. The
+ *      server unbinds the old key with the new bind, so a request the old
+ *      key carries after it gets 401 AUTH_KEY_PERM_EMPTY, which the server
+ *      answers without running it: that one is simply resent on the new
+ *      session. Media sessions on the old key take no new requests and
+ *      close once their requests are answered (at once if idle); their
+ *      next connection runs on the new key (no handshake of their own).
+ *   3. Failures (connect, handshake, bind) retry with the usual back-off;
+ *      when the renewal slot gives up, or the old key expires before a new
+ *      one is bound, the old way takes over: no new requests for the DC,
+ *      and once none is in flight the key is dropped, the connections
+ *      close and the next connection makes and binds a new key. A DC
+ *      without connections at the renewal point is renewed that way too
+ *      (it has nothing to keep going).
  */
+
+enum { RENEW_NONE = 0, RENEW_BACKGROUND, RENEW_STOPPED };
 
 #define MTCI_CTX_BIND_TOKEN UINT64_MAX /* session token of auth.bindTempAuthKey */
 /* cdd42a05 perm_auth_key_id:long nonce:long expires_at:int encrypted_message:bytes(104) */
@@ -540,12 +588,27 @@ static int64_t temp_renew_at(const mtc_context *ctx, const mtci_dc *dc) {
 }
 
 /* The DC can take API requests: a perm key and, with PFS, a bound temp key
- * that is not being replaced. */
+ * that is not being replaced the old way. */
 static int dc_usable(const mtc_context *ctx, size_t dci) {
   const mtci_dc *dc = ctx->dcs.dcs[dci];
   if (!dc->has_perm) return 0;
   if (!ctx->set.pfs) return 1;
-  return dc->has_temp && dc->temp_bound && !dcx_at(ctx, dci)->renewing;
+  return dc->has_temp && dc->temp_bound && dcx_at(ctx, dci)->renewing != RENEW_STOPPED;
+}
+
+/* PFS: the slot's session runs on a temp key that is no longer the DC's
+ * (the retired slot, or a media session after a renewal). */
+static int slot_old_key(const mtc_context *ctx, const mtci_slot *s) {
+  const mtci_dc *dc = ctx->dcs.dcs[s->dci];
+  return ctx->set.pfs && s->has_sess && s->hidden != 1 &&
+         (s->hidden == 2 || s->key_id != dc->temp_key_id);
+}
+
+/* A request of the context is SENT in s's session. */
+static int slot_has_sent(const mtc_context *ctx, const mtci_slot *s) {
+  for (const mtci_req *r = ctx->head; r; r = r->next)
+    if (r->slot == s && r->state == MTCI_RS_SENT) return 1;
+  return 0;
 }
 
 /* PFS: a new connection must make a temp key before its session runs (none,
@@ -554,6 +617,179 @@ static int needs_temp(mtc_context *ctx, const mtci_slot *s, int64_t now) {
   const mtci_dc *dc = dc_of(ctx, s);
   return ctx->set.pfs && dc->has_perm &&
          (!dc->has_temp || server_now_s(ctx, now) >= dc->temp_expires_at - 2);
+}
+
+/* Close a slot's connection and dial attempts (its session stays). */
+static void slot_close_conns(mtc_context *ctx, mtci_slot *s) {
+  mtci_ctx_dc *x = dcx_of(ctx, s);
+  for (int j = 0; j < MTCI_CTX_RACE; j++) {
+    if (s->dials[j]) {
+      close_conn(ctx, s, s->dials[j]);
+      s->dials[j] = NULL;
+    }
+  }
+  if (s->conn) {
+    if (x->keying == s) x->keying = NULL;
+    close_conn(ctx, s, s->conn);
+    s->conn = NULL;
+  }
+  mtci_ctx_cands_drop(s);
+}
+
+/* Forget the next key of a background renewal (the slot stays as it is). */
+static void renewal_forget_key(mtci_ctx_renewal *rn) {
+  mtci_zeroize(rn->key, sizeof rn->key);
+  rn->has_key = 0;
+  rn->bound = 0;
+  rn->key_id = 0;
+  rn->expires_at = 0;
+  rn->bind.slot = NULL;
+}
+
+/* Stop the background renewal: its connection and session go. */
+static void renewal_stop(mtc_context *ctx, mtci_ctx_dc *x) {
+  mtci_ctx_renewal *rn = x->rn;
+  if (!rn) return;
+  if (rn->slot.used) {
+    slot_close_conns(ctx, &rn->slot);
+    if (rn->slot.has_sess) free_session(ctx, &rn->slot);
+    slot_reset(&rn->slot);
+  }
+  renewal_forget_key(rn);
+  if (x->renewing == RENEW_BACKGROUND) x->renewing = RENEW_NONE;
+  ctx->changed = 1;
+}
+
+/* Close the retired slot: its requests (if any: the old key is gone) go
+ * back to PENDING. */
+static void retired_close(mtc_context *ctx, mtci_ctx_dc *x) {
+  mtci_slot *s = x->rn ? &x->rn->retired : NULL;
+  if (!s || !s->used) return;
+  slot_close_conns(ctx, s);
+  if (s->has_sess) free_session(ctx, s);
+  slot_reset(s);
+  ctx->changed = 1;
+}
+
+/* A key of the DC is gone (drop_key, drop_temp): so is any renewal. */
+static void renewal_clear(mtc_context *ctx, mtci_ctx_dc *x) {
+  renewal_stop(ctx, x);
+  retired_close(ctx, x);
+}
+
+/* Start a background renewal of DC dci: 0, or MTC_ERR_NOMEM. */
+static int renewal_start(mtc_context *ctx, size_t dci, int64_t now) {
+  mtci_ctx_dc *x = dcx_at(ctx, dci);
+  if (!x->rn) {
+    x->rn = calloc(1, sizeof *x->rn);
+    if (!x->rn) return MTC_ERR_NOMEM;
+    x->rn->slot.dci = x->rn->retired.dci = (int)dci;
+    x->rn->slot.hidden = 1;
+    x->rn->retired.hidden = 2;
+  }
+  mtci_ctx_renewal *rn = x->rn;
+  slot_reset(&rn->slot);
+  renewal_forget_key(rn);
+  rn->slot.used = 1;
+  rn->slot.retry_at = now;
+  rn->slot.open_reason = MTC_REASON_MAIN;
+  ctx->changed = 1;
+  return 0;
+}
+
+/* The DC has a connection (or one on the way) worth keeping going. */
+static int dc_active(mtc_context *ctx, size_t dci) {
+  for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    const mtci_slot *s = slot_at(ctx, dci, k);
+    if (s && s->used && (s->conn || slot_dials(s) || slot_wanted(ctx, s))) return 1;
+  }
+  return 0;
+}
+
+/* A media (or main) session on the old key with nothing in flight: close
+ * it; the slot's next connection runs a session on the new key. */
+static void close_stale(mtc_context *ctx, mtci_slot *s, int64_t now) {
+  LOGI("dc %d (%s %d): session on the previous temporary key closed", dc_id_of(ctx, s),
+       slot_kind(s), s->index);
+  if (s->conn) report(ctx, s, MTC_CONN_CLOSED, 0);
+  slot_close_conns(ctx, s);
+  free_session(ctx, s);
+  s->idle_since = 0;
+  s->retry_at = now;
+}
+
+/* The renewal's key is bound: switch the DC over to it (see above). */
+static void renewal_commit(mtc_context *ctx, size_t dci, int64_t now) {
+  mtci_dc *dc = ctx->dcs.dcs[dci];
+  mtci_ctx_dc *x = dcx_at(ctx, dci);
+  mtci_ctx_renewal *rn = x->rn;
+  mtci_slot *m = &x->main, *r = &rn->slot, *old = &rn->retired;
+  uint64_t old_id = dc->temp_key_id;
+  if (!r->has_sess || mtci_dc_set_temp_key(dc, rn->key, rn->expires_at, rn->salt) != 0) {
+    renewal_stop(ctx, x);
+    x->renewing = RENEW_STOPPED; /* the old way */
+    return;
+  }
+  dc->temp_bound = 1;
+  x->bind.slot = NULL; /* a bind of the old key in flight no longer matters */
+  ctx->dirty = 1;
+  ctx->changed = 1;
+  /* a previous retired session still waiting a whole renewal period: its
+   * key is gone, its requests are resent */
+  retired_close(ctx, x);
+  /* the main session retires with its connection (if it has one; else it
+   * reconnects to finish its requests); main's dial attempts stop */
+  mtci_conn *mc = m->conn;
+  m->conn = NULL;
+  slot_close_conns(ctx, m);
+  size_t moved = 0;
+  if (m->has_sess) {
+    old->used = 1;
+    old->conn = mc;
+    mc = NULL;
+    old->sess = m->sess;
+    old->has_sess = 1;
+    old->key_id = m->key_id;
+    old->sess_news = m->sess_news;
+    old->opened_once = 1;
+    old->retry_at = now;
+    for (mtci_req *q = ctx->head; q; q = q->next) {
+      if (q->slot == m && q->state == MTCI_RS_SENT) {
+        q->slot = old;
+        moved++;
+      }
+    }
+    m->sess = NULL;
+    m->has_sess = 0;
+  }
+  if (mc) close_conn(ctx, m, mc); /* a connection without a session (cannot happen) */
+  m->conn = r->conn;
+  m->sess = r->sess;
+  m->has_sess = 1;
+  m->key_id = r->key_id;
+  m->sess_news = r->sess_news;
+  m->sess_recreated = 2; /* a new session: updates may have been missed */
+  m->failures = 0;
+  m->flood = 0;
+  m->gave_up = 0;
+  m->retry_at = now;
+  m->opened_once = 1;
+  m->ever_ready = 1;
+  m->idle_since = 0;
+  r->conn = NULL;
+  r->sess = NULL;
+  r->has_sess = 0;
+  slot_close_conns(ctx, r); /* dial attempts, if it was reconnecting */
+  slot_reset(r);
+  renewal_forget_key(rn);
+  x->renewing = RENEW_NONE;
+  if (m->conn && m->conn->phase == MTCI_CONN_READY) report(ctx, m, MTC_CONN_READY, 0);
+  LOGI("dc %d: switched to temporary key %016llx; %zu request(s) finish on %016llx", dc->id,
+       (unsigned long long)dc->temp_key_id, moved, (unsigned long long)old_id);
+  for (int k = 1; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    mtci_slot *s = slot_at(ctx, dci, k);
+    if (s && s->used && slot_old_key(ctx, s) && !slot_has_sent(ctx, s)) close_stale(ctx, s, now);
+  }
 }
 
 /* Forget the DC's temp key: its sessions go (their requests back to
@@ -568,19 +804,8 @@ static void drop_temp(mtc_context *ctx, size_t dci, mtci_slot *keep, int reason,
     mtci_slot *s = slot_at(ctx, dci, k);
     if (!s || !s->used) continue;
     if (s != keep) {
-      for (int j = 0; j < MTCI_CTX_RACE; j++) {
-        if (s->dials[j]) {
-          close_conn(ctx, s, s->dials[j]);
-          s->dials[j] = NULL;
-        }
-      }
-      if (s->conn) {
-        if (x->keying == s) x->keying = NULL;
-        close_conn(ctx, s, s->conn);
-        s->conn = NULL;
-        report(ctx, s, MTC_CONN_RECONNECTING, reason);
-      }
-      mtci_ctx_cands_drop(s);
+      if (s->conn) report(ctx, s, MTC_CONN_RECONNECTING, reason);
+      slot_close_conns(ctx, s);
       s->retry_at = now;
     }
     if (s->has_sess) {
@@ -588,9 +813,10 @@ static void drop_temp(mtc_context *ctx, size_t dci, mtci_slot *keep, int reason,
       s->sess_recreated = 1;
     }
   }
+  renewal_clear(ctx, x);
   mtci_dc_drop_temp_key(dc);
   x->bind.slot = NULL;
-  x->renewing = 0;
+  x->renewing = RENEW_NONE;
   ctx->dirty = 1;
   ctx->changed = 1;
   if (!had) return;
@@ -618,14 +844,14 @@ static int bind_build(void *ud, int64_t msg_id, mtci_tl_writer *out) {
   mtci_slot *s = b->slot;
   if (!ctx || !s || !s->has_sess) return MTC_ERR_INTERNAL;
   const mtci_dc *dc = dc_of(ctx, s);
-  if (!dc->has_perm || !dc->has_temp) return MTC_ERR_INTERNAL;
+  if (!dc->has_perm || !b->temp_key_id) return MTC_ERR_INTERNAL;
   mtci_bind_inner in;
   memset(&in, 0, sizeof in);
   in.nonce = b->nonce;
-  mtci_put_le64(in.temp_auth_key_id, dc->temp_key_id);
+  mtci_put_le64(in.temp_auth_key_id, b->temp_key_id);
   mtci_put_le64(in.perm_auth_key_id, dc->perm_key_id);
   in.temp_session_id = s->sess->session_id;
-  in.expires_at = (int32_t)dc->temp_expires_at;
+  in.expires_at = (int32_t)b->expires_at;
   uint8_t enc[MTCI_BIND_MSG_LEN];
   int rc = mtci_bind_encrypt(dc->perm_key, &in, msg_id, ctx->rnd, ctx->rnd_ud, enc);
   if (!rc) {
@@ -641,31 +867,44 @@ static int bind_build(void *ud, int64_t msg_id, mtci_tl_writer *out) {
   return rc;
 }
 
-/* Queue the bind as the next request of s's session, unless the key is
- * bound or a bind is in flight. */
+/* Queue the bind as the next request of s's session, unless its key is
+ * bound or a bind is in flight: the DC's temp key on its sessions, the next
+ * key on the renewal slot's. */
 static void send_bind(mtc_context *ctx, mtci_slot *s) {
   mtci_ctx_dc *x = dcx_of(ctx, s);
   mtci_dc *dc = dc_of(ctx, s);
-  if (!ctx->set.pfs || !s->has_sess || !dc->has_perm || !dc->has_temp || dc->temp_bound ||
-      x->bind.slot)
+  if (!ctx->set.pfs || !s->has_sess || !dc->has_perm || s->hidden == 2) return;
+  struct mtci_ctx_bind *b = &x->bind;
+  uint64_t id = dc->temp_key_id;
+  int64_t exp = dc->temp_expires_at;
+  if (s->hidden == 1) {
+    mtci_ctx_renewal *rn = x->rn;
+    if (!rn->has_key || rn->bound || rn->bind.slot) return;
+    b = &rn->bind;
+    id = rn->key_id;
+    exp = rn->expires_at;
+  } else if (!dc->has_temp || dc->temp_bound || x->bind.slot || s->key_id != dc->temp_key_id) {
     return;
+  }
   uint8_t nb[8];
   int rc = ctx->rnd(ctx->rnd_ud, nb, sizeof nb);
-  x->bind.ctx = ctx;
-  x->bind.slot = s;
-  x->bind.nonce = mtci_i64_of(mtci_le64(nb));
+  b->ctx = ctx;
+  b->slot = s;
+  b->nonce = mtci_i64_of(mtci_le64(nb));
+  b->temp_key_id = id;
+  b->expires_at = exp;
   if (!rc)
-    rc = mtci_session_invoke_built(s->sess, bind_build, &x->bind, MTCI_CTX_BIND_BODY_LEN, 0,
+    rc = mtci_session_invoke_built(s->sess, bind_build, b, MTCI_CTX_BIND_BODY_LEN, 0,
                                    MTCI_CTX_BIND_TOKEN);
   if (rc) {
-    x->bind.slot = NULL;
+    b->slot = NULL;
     LOGE("dc %d: cannot queue auth.bindTempAuthKey: %s", dc->id, mtc_strerror(rc));
     return;
   }
   x->ctr.rpcs_sent++; /* an RPC like any other for the counters */
   ctx->changed = 1;
   LOGI("dc %d (%s %d): binding temporary key %016llx to %016llx", dc->id, slot_kind(s), s->index,
-       (unsigned long long)dc->temp_key_id, (unsigned long long)dc->perm_key_id);
+       (unsigned long long)id, (unsigned long long)dc->perm_key_id);
 }
 
 /* The bind's answer (result, rpc_error or failure). */
@@ -673,39 +912,68 @@ static void on_bind_answer(mtc_context *ctx, mtci_slot *s, const mtci_session_ev
                            int64_t now) {
   mtci_ctx_dc *x = dcx_of(ctx, s);
   mtci_dc *dc = dc_of(ctx, s);
-  if (x->bind.slot == s) x->bind.slot = NULL;
+  mtci_ctx_renewal *rn = s->hidden == 1 ? x->rn : NULL;
+  struct mtci_ctx_bind *b = rn ? &rn->bind : &x->bind;
+  if (b->slot == s) b->slot = NULL;
   if (ev->type != MTCI_SEV_FAILED) x->ctr.rpcs_answered++;
   if (ev->type == MTCI_SEV_RPC_ERROR) x->ctr.rpc_errors++;
+  if (!rn && slot_old_key(ctx, s)) return; /* a bind of the previous key: no longer matters */
+  uint64_t id = rn ? rn->key_id : dc->temp_key_id;
   if (ev->type == MTCI_SEV_RESULT && ev->len >= 4 && mtci_le32(ev->data) == MTCI_TL_BOOL_TRUE) {
-    dc->temp_bound = 1;
+    if (rn) rn->bound = 1; /* pfs_renew switches over (not here: in the slot's own read) */
+    else dc->temp_bound = 1;
     ctx->dirty = 1;
     ctx->changed = 1;
-    LOGI("dc %d: temporary key %016llx bound", dc->id, (unsigned long long)dc->temp_key_id);
+    LOGI("dc %d: temporary key %016llx bound", dc->id, (unsigned long long)id);
     return;
   }
   int perm_gone = ev->type == MTCI_SEV_RPC_ERROR && ev->data &&
                   strcmp((const char *)ev->data, "ENCRYPTED_MESSAGE_INVALID") == 0;
-  LOGW("dc %d: auth.bindTempAuthKey failed (%s)", dc->id,
+  LOGW("dc %d: auth.bindTempAuthKey of %016llx failed (%s)", dc->id, (unsigned long long)id,
        ev->type == MTCI_SEV_RPC_ERROR && ev->data ? (const char *)ev->data : mtc_strerror(ev->code));
   /* the perm key no longer opens: the server lost it (tdesktop does the same) */
-  if (perm_gone) drop_key(ctx, (size_t)s->dci, MTC_ERR_AUTH_BIND_INVALID, now);
-  else drop_temp(ctx, (size_t)s->dci, NULL, MTC_ERR_AUTH_BIND_INVALID, now);
+  if (perm_gone) {
+    drop_key(ctx, (size_t)s->dci, MTC_ERR_AUTH_BIND_INVALID, now);
+  } else if (rn) {
+    /* a new key and bind later (the slot struct stays: we are in its read) */
+    slot_close_conns(ctx, s);
+    free_session(ctx, s);
+    renewal_forget_key(rn);
+    attempt_failed(ctx, s, MTC_ERR_AUTH_BIND_INVALID, now);
+  } else {
+    drop_temp(ctx, (size_t)s->dci, NULL, MTC_ERR_AUTH_BIND_INVALID, now);
+  }
 }
 
-/* Renewal (see above): mark due keys, drop them once their DC is quiet. */
+/* Renewal (see above): start it for due keys, switch over once bound, or
+ * fall back to the old way; the old way drops the key once its DC is
+ * quiet. */
 static void pfs_renew(mtc_context *ctx, int64_t now) {
   if (!ctx->set.pfs) return;
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     mtci_dc *dc = ctx->dcs.dcs[i];
     mtci_ctx_dc *x = dcx_at(ctx, i);
     if (!dc->has_temp) continue;
-    if (!x->renewing && server_now_s(ctx, now) >= temp_renew_at(ctx, dc)) {
-      x->renewing = 1;
-      ctx->changed = 1;
-      LOGI("dc %d: temporary key %016llx due for renewal", dc->id,
-           (unsigned long long)dc->temp_key_id);
+    if (x->renewing == RENEW_BACKGROUND) {
+      mtci_ctx_renewal *rn = x->rn;
+      if (rn->bound) {
+        renewal_commit(ctx, i, now);
+        continue;
+      }
+      if (!rn->slot.gave_up && server_now_s(ctx, now) < dc->temp_expires_at) continue;
+      LOGW("dc %d: no new temporary key in time; renewing with a pause", dc->id);
+      renewal_stop(ctx, x);
+      x->renewing = RENEW_STOPPED;
     }
-    if (!x->renewing || x->bind.slot || x->keying) continue;
+    if (x->renewing == RENEW_NONE && server_now_s(ctx, now) >= temp_renew_at(ctx, dc)) {
+      int bg = dc_active(ctx, i) && renewal_start(ctx, i, now) == 0;
+      x->renewing = bg ? RENEW_BACKGROUND : RENEW_STOPPED;
+      ctx->changed = 1;
+      LOGI("dc %d: temporary key %016llx due for renewal%s", dc->id,
+           (unsigned long long)dc->temp_key_id, bg ? " (in the background)" : "");
+      if (bg) continue;
+    }
+    if (x->renewing != RENEW_STOPPED || x->bind.slot || x->keying) continue;
     int busy = 0;
     for (const mtci_req *r = ctx->head; r && !busy; r = r->next)
       busy = r->state == MTCI_RS_SENT && r->slot && r->slot->dci == (int)i;
@@ -725,8 +993,8 @@ static void conn_lost(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
   char ip[MTCI_DC_IP_LEN];
   memcpy(ip, c->ip, sizeof ip);
   uint16_t port = c->port;
-  if (x->keying == s) {
-    x->keying = NULL;
+  if (x->keying == s || (s->hidden == 1 && !x->rn->has_key)) {
+    if (x->keying == s) x->keying = NULL;
     if (c->phase == MTCI_CONN_AUTH || (c->phase == MTCI_CONN_DEAD && !c->had_session))
       x->ctr.handshakes_failed++;
   }
@@ -748,7 +1016,13 @@ static void conn_lost(mtc_context *ctx, mtci_slot *s, int err, int64_t now) {
     mtci_session_resync_time(s->sess);
     ctx->time_synced = 0;
   }
-  if (act == MTCI_TERR_DROP_KEY) {
+  if (act == MTCI_TERR_DROP_KEY && s->hidden == 1) {
+    /* the renewal's key (or handshake) was refused: a new one on the next connection */
+    if (s->has_sess) free_session(ctx, s);
+    renewal_forget_key(x->rn);
+  } else if (act == MTCI_TERR_DROP_KEY && slot_old_key(ctx, s)) {
+    free_session(ctx, s); /* the previous key is gone; the DC's current one is not */
+  } else if (act == MTCI_TERR_DROP_KEY) {
     if (ctx->set.pfs && dc->has_temp) drop_temp(ctx, (size_t)s->dci, NULL, err, now); /* perm kept */
     else drop_key(ctx, s->dci, err, now);
   }
@@ -999,7 +1273,7 @@ static void attach_session(mtc_context *ctx, mtci_slot *s, int64_t now, int64_t 
   LOGI("dc %d (%s %d): ready on %s:%u", dc_id_of(ctx, s), slot_kind(s), s->index, c->ip,
        (unsigned)c->port);
   report(ctx, s, MTC_CONN_READY, 0);
-  if (!s->media && dc_id_of(ctx, s) == ctx->main_dc && !ctx->set.no_auto_config &&
+  if (!s->media && !s->hidden && dc_id_of(ctx, s) == ctx->main_dc && !ctx->set.no_auto_config &&
       !ctx->config_done) {
     int64_t now_s = now / 1000;
     if (!ctx->discovered.present || (ctx->discovered.expires_at > 0 && now_s >= ctx->discovered.expires_at))
@@ -1024,7 +1298,7 @@ static void start_auth(mtc_context *ctx, mtci_slot *s, int64_t now, int temp) {
     conn_lost(ctx, s, rc, now);
     return;
   }
-  x->keying = s;
+  if (!s->hidden) x->keying = s; /* the renewal slot keys on its own */
   LOGI("dc %d (%s %d): creating the %s auth key", id, slot_kind(s), s->index,
        temp ? "temporary" : "permanent");
   report(ctx, s, MTC_CONN_HANDSHAKING, 0);
@@ -1035,6 +1309,15 @@ static void transport_up(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_conn *c = s->conn;
   if (!c || c->phase != MTCI_CONN_IDLE || c->key_done) return;
   mtci_ctx_dc *x = dcx_of(ctx, s);
+  if (s->hidden == 2) { /* the old session, reconnected to finish its requests */
+    if (s->has_sess) attach_session(ctx, s, now, 0);
+    return;
+  }
+  if (s->hidden == 1) { /* the next temp key, then its session that binds it */
+    if (x->rn->has_key) attach_session(ctx, s, now, 0);
+    else start_auth(ctx, s, now, 1);
+    return;
+  }
   if (dc_of(ctx, s)->has_perm) {
     if (!needs_temp(ctx, s, now)) {
       attach_session(ctx, s, now, 0);
@@ -1049,6 +1332,16 @@ static void transport_up(mtc_context *ctx, mtci_slot *s, int64_t now) {
   start_auth(ctx, s, now, 0);
 }
 
+static void emit_key_created(mtc_context *ctx, int dc_id, int temp, uint64_t key_id) {
+  mtc_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = MTC_EVENT_AUTH_KEY_CREATED;
+  ev.dc_id = dc_id;
+  ev.temp = temp;
+  ev.key_id = key_id;
+  emit(ctx, &ev);
+}
+
 static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_conn *c = s->conn;
   mtci_auth_result k;
@@ -1056,6 +1349,31 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_dc *dc = dc_of(ctx, s);
   mtci_ctx_dc *x = dcx_of(ctx, s);
   if (s->has_sess) free_session(ctx, s); /* cannot happen: no key, no session */
+  if (s->hidden == 1 && k.temp) { /* the next temp key: kept apart until it is bound */
+    mtci_ctx_renewal *rn = x->rn;
+    memcpy(rn->key, k.auth_key, MTCI_AUTH_KEY_LEN);
+    rn->key_id = mtci_le64(k.auth_key_id);
+    rn->expires_at = k.expires_at;
+    rn->salt = k.server_salt;
+    rn->has_key = 1;
+    rn->bound = 0;
+    ctx->time_offset_ms = k.time_offset * 1000;
+    ctx->time_synced = 1;
+    mtci_auth_result_clear(&k);
+    x->ctr.handshakes_temp++;
+    s->failures = 0;
+    ctx->changed = 1;
+    LOGI("dc %d: next temporary auth key created (id %016llx, expires_at %lld)", dc->id,
+         (unsigned long long)rn->key_id, (long long)rn->expires_at);
+    emit_key_created(ctx, dc->id, 1, rn->key_id);
+    if (s->conn == c) attach_session(ctx, s, now, c->hs_last_msg_id);
+    return;
+  }
+  if (s->hidden) { /* cannot happen: the renewal slot asks for a temp key */
+    mtci_auth_result_clear(&k);
+    conn_lost(ctx, s, MTC_ERR_INTERNAL, now);
+    return;
+  }
   if (k.temp) {
     if (dc->has_temp) drop_temp(ctx, (size_t)s->dci, s, 0, now);
     if (mtci_dc_set_temp_key(dc, k.auth_key, k.expires_at, k.server_salt) != 0) {
@@ -1069,20 +1387,14 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
     ctx->time_synced = 1;
     mtci_auth_result_clear(&k);
     x->keying = NULL;
-    x->renewing = 0;
+    x->renewing = RENEW_NONE;
     x->ctr.handshakes_temp++;
     s->failures = 0;
     ctx->dirty = 1;
     ctx->changed = 1;
     LOGI("dc %d: temporary auth key created (id %016llx, expires_at %lld)", dc->id,
          (unsigned long long)dc->temp_key_id, (long long)dc->temp_expires_at);
-    mtc_event tev;
-    memset(&tev, 0, sizeof tev);
-    tev.type = MTC_EVENT_AUTH_KEY_CREATED;
-    tev.dc_id = dc->id;
-    tev.temp = 1;
-    tev.key_id = dc->temp_key_id;
-    emit(ctx, &tev);
+    emit_key_created(ctx, dc->id, 1, dc->temp_key_id);
     if (s->conn == c) attach_session(ctx, s, now, c->hs_last_msg_id);
     return;
   }
@@ -1104,12 +1416,7 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   ctx->dirty = 1;
   ctx->changed = 1;
   LOGI("dc %d: auth key created (id %016llx)", dc->id, (unsigned long long)dc->perm_key_id);
-  mtc_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.type = MTC_EVENT_AUTH_KEY_CREATED;
-  ev.dc_id = dc->id;
-  ev.key_id = dc->perm_key_id;
-  emit(ctx, &ev);
+  emit_key_created(ctx, dc->id, 0, dc->perm_key_id);
   if (s->conn != c) return;
   if (ctx->set.pfs) start_auth(ctx, s, now, 1); /* the temp key, on the same connection */
   else attach_session(ctx, s, now, c->hs_last_msg_id);
@@ -1190,7 +1497,7 @@ void mtci_ctx_on_fd(void *ud, int fd, unsigned revents) {
   if (ctx->closing) return;
   int64_t now = now_of(ctx);
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (!s || !s->used) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++) {
@@ -1286,7 +1593,7 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
     ctx->changed = 1;
   }
   if (!s->opened_once && !s->conn && slot_dials(s) == 0) s->open_reason = r->open_reason;
-  if (!dc_usable(ctx, (size_t)dci)) return;
+  if (!dc_usable(ctx, (size_t)dci) || slot_old_key(ctx, s)) return; /* waits on its slot */
   int rc = ensure_session(ctx, s, now, 0);
   if (!rc) rc = mtci_session_invoke(s->sess, r->body, r->len, 0, r->id);
   if (rc) {
@@ -1301,7 +1608,7 @@ static void place(mtc_context *ctx, mtci_req *r, int64_t now) {
 
 static void recount(mtc_context *ctx) {
   for (size_t i = 0; i < ctx->dcs.n; i++)
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (s) s->n_assigned = 0;
     }
@@ -1314,10 +1621,11 @@ static int slot_busy(const mtci_slot *s) {
 }
 
 static int slot_keepalive(const mtc_context *ctx, const mtci_slot *s) {
-  return !s->media && dc_id_of(ctx, s) == ctx->main_dc && s->ever_ready;
+  return !s->media && !s->hidden && dc_id_of(ctx, s) == ctx->main_dc && s->ever_ready;
 }
 
 static int slot_wanted(const mtc_context *ctx, const mtci_slot *s) {
+  if (s->hidden == 1) return 1; /* in use only while the renewal runs */
   return slot_busy(s) || slot_keepalive(ctx, s);
 }
 
@@ -1509,11 +1817,17 @@ static void on_rpc_error(mtc_context *ctx, mtci_req *r, mtci_slot *s, int32_t co
   x->ctr.rpcs_answered++;
   x->ctr.rpc_errors++;
   if (ctx->set.pfs && code == 401 && strcmp(msg, "AUTH_KEY_PERM_EMPTY") == 0) {
-    /* the server does not know our binding (any more): rebind, then resend */
+    /* the server does not know our binding (any more): rebind, then resend;
+     * on the previous key (a renewal's bind unbound it): just resend, on the
+     * new one (the server did not run it) */
     mtci_dc *dc = dc_of(ctx, s);
+    int old = slot_old_key(ctx, s);
     r->state = MTCI_RS_PENDING;
     r->slot = NULL;
-    if (dc->temp_bound) {
+    if (old) {
+      LOGD("dc %d (%s %d): %s on the previous temporary key: resending", dc_id, slot_kind(s),
+           s->index, msg);
+    } else if (dc->temp_bound) {
       dc->temp_bound = 0;
       ctx->dirty = 1;
       LOGW("dc %d: %s: binding the temporary key again", dc_id, msg);
@@ -1642,8 +1956,12 @@ static void drain(mtc_context *ctx, mtci_slot *s, int64_t now) {
       emit_recreated(ctx, s);
       break;
     case MTCI_SEV_SALT_UPDATED:
-      dc_of(ctx, s)->salt = ev.value;
-      ctx->dirty_minor = 1;
+      if (s->hidden == 1) {
+        dcx_of(ctx, s)->rn->salt = ev.value; /* the next key's */
+      } else if (!slot_old_key(ctx, s)) {
+        dc_of(ctx, s)->salt = ev.value;
+        ctx->dirty_minor = 1;
+      }
       break;
     case MTCI_SEV_TIME_FIXED:
       ctx->time_offset_ms = ev.value;
@@ -1689,6 +2007,17 @@ static void service_slot(mtc_context *ctx, mtci_slot *s, int64_t now) {
   if (s->sess_recreated == 2) {
     s->sess_recreated = 0;
     emit_recreated(ctx, s);
+  }
+  if (s->hidden == 2 && !slot_busy(s) && !slot_has_sent(ctx, s)) {
+    LOGI("dc %d: the previous session's requests are answered: closing its connection",
+         dc_id_of(ctx, s));
+    retired_close(ctx, dcx_of(ctx, s));
+    return;
+  }
+  if (!s->hidden && slot_old_key(ctx, s) && !slot_has_sent(ctx, s) &&
+      mtci_session_pending(s->sess) == 0) {
+    close_stale(ctx, s, now); /* its requests wait on it: placed in a new session below */
+    return;
   }
   mtci_conn *c = s->conn;
   if (c) {
@@ -1737,7 +2066,7 @@ static void expire(mtc_context *ctx, int64_t now) {
     if (!acted) break;
   }
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (!s || !s->used) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++)
@@ -1758,7 +2087,7 @@ static void expire(mtc_context *ctx, int64_t now) {
 
 static void flush_all(mtc_context *ctx, int64_t now) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (!s || !s->used || !s->conn) continue;
       mtci_conn *c = s->conn;
@@ -1794,7 +2123,7 @@ static void pump(mtc_context *ctx, int64_t now) {
   /* requests that wait for a key sit on their slot; re-place them once it exists */
   for (mtci_req *r = ctx->head; r; r = r->next) {
     if (r->state != MTCI_RS_PENDING || !r->slot) continue;
-    if (dc_usable(ctx, (size_t)r->slot->dci)) {
+    if (dc_usable(ctx, (size_t)r->slot->dci) && !slot_old_key(ctx, r->slot)) {
       r->slot->n_assigned--;
       r->slot = NULL;
       ctx->changed = 1;
@@ -1813,7 +2142,7 @@ static void pump(mtc_context *ctx, int64_t now) {
   }
   mtci_ctx_disc_pump(ctx, now);
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (s && s->used) service_slot(ctx, s, now);
     }
@@ -1830,9 +2159,11 @@ int64_t mtci_ctx_next_deadline(const mtc_context *ctx) {
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     const mtci_ctx_dc *x = dcx_at(ctx, i);
     const mtci_dc *d = ctx->dcs.dcs[i];
-    if (ctx->set.pfs && d->has_temp && !x->renewing)
+    if (ctx->set.pfs && d->has_temp && x->renewing == RENEW_NONE)
       t = min64(t, temp_renew_at(ctx, d) * 1000 - ctx->time_offset_ms);
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    if (ctx->set.pfs && d->has_temp && x->renewing == RENEW_BACKGROUND) /* the fallback */
+      t = min64(t, d->temp_expires_at * 1000 - ctx->time_offset_ms);
+    for (int k = 0; k < K_SLOTS; k++) {
       const mtci_slot *s = slot_at_c(ctx, i, k);
       if (!s || !s->used) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++)
@@ -2082,7 +2413,7 @@ void mtci_ctx_shutdown(mtc_context *ctx) {
   ctx->closing = 1;
   for (int guard = 0; guard < 1000000 && ctx->head; guard++) req_fail(ctx, ctx->head, MTC_ERR_CANCELLED);
   for (size_t i = 0; i < ctx->dcs.n; i++) {
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (!s) continue;
       for (int j = 0; j < MTCI_CTX_RACE; j++) {
@@ -2123,7 +2454,7 @@ void mtci_ctx_destroy(mtc_context *ctx) {
   mtci_ctx_disc_clear(ctx);
   for (size_t i = 0; i < ctx->dcs.n; i++) {
     mtci_ctx_dc *x = dcx_at(ctx, i);
-    for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+    for (int k = 0; k < K_SLOTS; k++) {
       mtci_slot *s = slot_at(ctx, i, k);
       if (!s) continue;
       mtci_ctx_cands_drop(s);
@@ -2134,6 +2465,9 @@ void mtci_ctx_destroy(mtc_context *ctx) {
     }
     free(x->media);
     x->media = NULL;
+    if (x->rn) mtci_zeroize(x->rn, sizeof *x->rn);
+    free(x->rn);
+    x->rn = NULL;
     free(x->rate);
     x->rate = NULL;
   }
@@ -2249,7 +2583,7 @@ static void dc_bytes(const mtc_context *ctx, size_t i, uint64_t *in, uint64_t *o
   const mtci_ctx_dc *x = dcx_at(ctx, i);
   *in = x->bytes_in_closed;
   *out = x->bytes_out_closed;
-  for (int k = 0; k <= MTCI_CTX_MAX_MEDIA; k++) {
+  for (int k = 0; k < K_SLOTS; k++) {
     const mtci_slot *s = slot_at_c(ctx, i, k);
     if (!s) continue;
     if (s->conn) {

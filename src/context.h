@@ -21,7 +21,9 @@
  *     time the DC gets media work, so an idle DC costs one slot). A slot owns an MTProto session (created
  *     when the DC has a key; it survives reconnects: unanswered requests are
  *     resent on the next connection), the live connection, and the dial
- *     attempts racing for it.
+ *     attempts racing for it. With PFS a DC may also have two hidden slots
+ *     (mtci_ctx_renewal): one making the next temp key in the background,
+ *     and the previous main session finishing its requests.
  *   - Requests: a list owned by the context (bodies copied). A request is
  *     PENDING (not in a session: waiting for a key, a slot, or just
  *     requeued), SENT (in a slot's session, token = request id), or waiting
@@ -148,9 +150,11 @@ struct mtci_slot {
   int dci;                /* DC table index */
   int media;              /* 0 main, 1 media */
   int index;              /* 0 main, 1.. media */
-  int used;               /* media: allocated (main: always) */
+  int hidden;             /* PFS renewal slots (never routed to, no events): 1 renewal, 2 retired */
+  int used;               /* media, hidden: in use (main: always) */
   int has_sess;
   mtci_session *sess;     /* allocated while has_sess, else NULL */
+  uint64_t key_id;        /* the auth key the session runs on */
   int sess_news;          /* server new_session_created seen on this session */
   int sess_recreated;     /* the next session is a replacement (SESSION_RECREATED) */
   mtci_conn *conn;        /* the connection (won the race) */
@@ -172,17 +176,42 @@ struct mtci_slot {
   size_t n_assigned;      /* requests routed here (recomputed by the pump) */
 };
 
+/* PFS: the bind of a temp key (its session's slot, or NULL) */
+struct mtci_ctx_bind {
+  mtc_context *ctx;
+  mtci_slot *slot;
+  int64_t nonce;
+  uint64_t temp_key_id;   /* the key being bound */
+  int64_t expires_at;
+};
+
+/*
+ * PFS renewal without a gap (context.c, pfs_renew): the next temp key is
+ * made and bound on a hidden connection while the main session goes on;
+ * then that connection and session become the main slot's, and the old
+ * main session keeps its connection (retired) until its requests are
+ * answered. Allocated with the DC's first renewal, kept with the DC.
+ */
+typedef struct mtci_ctx_renewal {
+  mtci_slot slot;         /* hidden 1: makes and binds the next key (used: under way) */
+  mtci_slot retired;      /* hidden 2: the previous main session (used: still answering) */
+  struct mtci_ctx_bind bind;
+  int has_key, bound;
+  uint8_t key[MTCI_AUTH_KEY_LEN];
+  uint64_t key_id;
+  int64_t expires_at;     /* server unix s */
+  int64_t salt;
+} mtci_ctx_renewal;
+
 typedef struct mtci_ctx_dc {
   mtci_slot main;
   mtci_slot *media;       /* MTCI_CTX_MAX_MEDIA slots, NULL until the DC has media work */
   mtci_slot *keying;      /* the slot whose connection creates the key (perm or temp) */
-  /* PFS: the auth.bindTempAuthKey in flight (its session's slot, or NULL) */
-  struct mtci_ctx_bind {
-    mtc_context *ctx;
-    mtci_slot *slot;
-    int64_t nonce;
-  } bind;
-  int renewing;           /* PFS: the temp key is due; no new requests until it is replaced */
+  /* PFS: the auth.bindTempAuthKey of the DC's temp key in flight */
+  struct mtci_ctx_bind bind;
+  int renewing;           /* PFS: the temp key is due: 0 no, 1 replaced in the background
+                             (mtci_ctx_renewal), 2 no new requests until it is replaced */
+  mtci_ctx_renewal *rn;   /* NULL until the DC's first background renewal */
   int transfer;           /* authorization transfer state (context.c) */
   mtci_rate *rate;        /* connect times, allocated with the first connect */
   mtc_dc_counters ctr;    /* n_reconnect_reasons / reasons kept here too */
