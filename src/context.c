@@ -1342,6 +1342,24 @@ static void emit_key_created(mtc_context *ctx, int dc_id, int temp, uint64_t key
   emit(ctx, &ev);
 }
 
+/* A key the server accepted: its clock corrects ours; the result is wiped. */
+static void key_taken(mtc_context *ctx, mtci_slot *s, mtci_auth_result *k) {
+  ctx->time_offset_ms = k->time_offset * 1000;
+  ctx->time_synced = 1;
+  mtci_auth_result_clear(k);
+  s->failures = 0;
+  ctx->changed = 1;
+}
+
+/* No memory to store a new key: it is dropped and its connection goes. */
+static void key_unstored(mtc_context *ctx, mtci_slot *s, mtci_auth_result *k, const char *what,
+                         int64_t now) {
+  mtci_auth_result_clear(k);
+  LOGE("dc %d: out of memory storing the new %s; it is dropped", dc_id_of(ctx, s), what);
+  dcx_of(ctx, s)->ctr.handshakes_failed++;
+  conn_lost(ctx, s, MTC_ERR_NOMEM, now);
+}
+
 static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_conn *c = s->conn;
   mtci_auth_result k;
@@ -1349,72 +1367,52 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   mtci_dc *dc = dc_of(ctx, s);
   mtci_ctx_dc *x = dcx_of(ctx, s);
   if (s->has_sess) free_session(ctx, s); /* cannot happen: no key, no session */
-  if (s->hidden == 1 && k.temp) { /* the next temp key: kept apart until it is bound */
-    mtci_ctx_renewal *rn = x->rn;
-    memcpy(rn->key, k.auth_key, MTCI_AUTH_KEY_LEN);
-    rn->key_id = mtci_le64(k.auth_key_id);
-    rn->expires_at = k.expires_at;
-    rn->salt = k.server_salt;
-    rn->has_key = 1;
-    rn->bound = 0;
-    ctx->time_offset_ms = k.time_offset * 1000;
-    ctx->time_synced = 1;
-    mtci_auth_result_clear(&k);
-    x->ctr.handshakes_temp++;
-    s->failures = 0;
-    ctx->changed = 1;
-    LOGI("dc %d: next temporary auth key created (id %016llx, expires_at %lld)", dc->id,
-         (unsigned long long)rn->key_id, (long long)rn->expires_at);
-    emit_key_created(ctx, dc->id, 1, rn->key_id);
-    if (s->conn == c) attach_session(ctx, s, now, c->hs_last_msg_id);
-    return;
-  }
-  if (s->hidden) { /* cannot happen: the renewal slot asks for a temp key */
+  if (s->hidden && !(s->hidden == 1 && k.temp)) { /* cannot happen: the renewal slot asks for a temp key */
     mtci_auth_result_clear(&k);
     conn_lost(ctx, s, MTC_ERR_INTERNAL, now);
     return;
   }
   if (k.temp) {
-    if (dc->has_temp) drop_temp(ctx, (size_t)s->dci, s, 0, now);
-    if (mtci_dc_set_temp_key(dc, k.auth_key, k.expires_at, k.server_salt) != 0) {
-      mtci_auth_result_clear(&k);
-      LOGE("dc %d: out of memory storing the new temporary key; it is dropped", dc->id);
-      x->ctr.handshakes_failed++;
-      conn_lost(ctx, s, MTC_ERR_NOMEM, now);
-      return;
+    uint64_t key_id;
+    int64_t expires_at;
+    if (s->hidden) { /* the next temp key: kept apart until it is bound */
+      mtci_ctx_renewal *rn = x->rn;
+      memcpy(rn->key, k.auth_key, MTCI_AUTH_KEY_LEN);
+      rn->key_id = key_id = mtci_le64(k.auth_key_id);
+      rn->expires_at = expires_at = k.expires_at;
+      rn->salt = k.server_salt;
+      rn->has_key = 1;
+      rn->bound = 0;
+    } else {
+      if (dc->has_temp) drop_temp(ctx, (size_t)s->dci, s, 0, now);
+      if (mtci_dc_set_temp_key(dc, k.auth_key, k.expires_at, k.server_salt) != 0) {
+        key_unstored(ctx, s, &k, "temporary key", now);
+        return;
+      }
+      key_id = dc->temp_key_id;
+      expires_at = dc->temp_expires_at;
+      x->keying = NULL;
+      x->renewing = RENEW_NONE;
+      ctx->dirty = 1;
     }
-    ctx->time_offset_ms = k.time_offset * 1000;
-    ctx->time_synced = 1;
-    mtci_auth_result_clear(&k);
-    x->keying = NULL;
-    x->renewing = RENEW_NONE;
+    key_taken(ctx, s, &k);
     x->ctr.handshakes_temp++;
-    s->failures = 0;
-    ctx->dirty = 1;
-    ctx->changed = 1;
-    LOGI("dc %d: temporary auth key created (id %016llx, expires_at %lld)", dc->id,
-         (unsigned long long)dc->temp_key_id, (long long)dc->temp_expires_at);
-    emit_key_created(ctx, dc->id, 1, dc->temp_key_id);
+    LOGI("dc %d: %stemporary auth key created (id %016llx, expires_at %lld)", dc->id,
+         s->hidden ? "next " : "", (unsigned long long)key_id, (long long)expires_at);
+    emit_key_created(ctx, dc->id, 1, key_id);
     if (s->conn == c) attach_session(ctx, s, now, c->hs_last_msg_id);
     return;
   }
   mtci_dc_drop_temp_key(dc); /* bound to the old perm key, if any */
   if (mtci_dc_set_perm_key(dc, k.auth_key, now / 1000, k.server_salt) != 0) {
-    mtci_auth_result_clear(&k);
-    LOGE("dc %d: out of memory storing the new auth key; it is dropped", dc->id);
-    x->ctr.handshakes_failed++;
-    conn_lost(ctx, s, MTC_ERR_NOMEM, now);
+    key_unstored(ctx, s, &k, "auth key", now);
     return;
   }
-  ctx->time_offset_ms = k.time_offset * 1000;
-  ctx->time_synced = 1;
-  mtci_auth_result_clear(&k);
+  key_taken(ctx, s, &k);
   x->keying = NULL;
   x->transfer = TR_NONE;
   x->ctr.handshakes_perm++;
-  s->failures = 0;
   ctx->dirty = 1;
-  ctx->changed = 1;
   LOGI("dc %d: auth key created (id %016llx)", dc->id, (unsigned long long)dc->perm_key_id);
   emit_key_created(ctx, dc->id, 0, dc->perm_key_id);
   if (s->conn != c) return;

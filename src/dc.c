@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "transport/proxy_link.h"
 
 /* The record and its owner's area share one allocation: [mtci_dc][pad][ext]. */
@@ -238,15 +239,18 @@ static int key_block(mtci_dc *dc) {
   return 0;
 }
 
+/* Copy a key into its slot; its auth_key_id (SHA1(key)[12:20], little-endian). */
+static uint64_t put_key(uint8_t *dst, const uint8_t key[MTCI_AUTH_KEY_LEN]) {
+  uint8_t id[8];
+  memcpy(dst, key, MTCI_AUTH_KEY_LEN);
+  mtci_auth_key_id(dst, id);
+  return mtci_le64(id);
+}
+
 int mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t created_s,
                          int64_t salt) {
   if (key_block(dc) != 0) return MTC_ERR_NOMEM;
-  uint8_t id[8];
-  memcpy(dc->perm_key, key, MTCI_AUTH_KEY_LEN);
-  mtci_auth_key_id(dc->perm_key, id);
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | id[i];
-  dc->perm_key_id = v;
+  dc->perm_key_id = put_key(dc->perm_key, key);
   dc->perm_created = created_s;
   dc->has_perm = 1;
   dc->authorized = 0;
@@ -257,12 +261,7 @@ int mtci_dc_set_perm_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int6
 int mtci_dc_set_temp_key(mtci_dc *dc, const uint8_t key[MTCI_AUTH_KEY_LEN], int64_t expires_at,
                          int64_t salt) {
   if (key_block(dc) != 0) return MTC_ERR_NOMEM;
-  uint8_t id[8];
-  memcpy(dc->temp_key, key, MTCI_AUTH_KEY_LEN);
-  mtci_auth_key_id(dc->temp_key, id);
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | id[i];
-  dc->temp_key_id = v;
+  dc->temp_key_id = put_key(dc->temp_key, key);
   dc->temp_expires_at = expires_at;
   dc->has_temp = 1;
   dc->temp_bound = 0;

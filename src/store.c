@@ -22,9 +22,7 @@ _Static_assert(MTCI_STATE_SECRET_MAX == MTCI_PROXY_SECRET_MAX, "secret size");
 
 /* ---- messages ----------------------------------------------------------- */
 
-static int failf(int code, char *msg, size_t msg_len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int failf(int code, char *msg, size_t msg_len, const char *fmt, ...) {
+int mtci_store_failf(int code, char *msg, size_t msg_len, const char *fmt, ...) {
   if (msg && msg_len > 0) {
     va_list ap;
     va_start(ap, fmt);
@@ -51,7 +49,7 @@ static void join_path(char *out, size_t cap, const char *prefix, const char *nam
   else snprintf(out, cap, "%s", name);
 }
 
-#define CORRUPT(...) failf(MTC_ERR_STORE_CORRUPT, msg, msg_len, __VA_ARGS__)
+#define CORRUPT(...) mtci_store_failf(MTC_ERR_STORE_CORRUPT, msg, msg_len, __VA_ARGS__)
 
 /* ---- encodings ---------------------------------------------------------- */
 
@@ -227,7 +225,7 @@ static int validate_dc(const mtci_state_dc *d, const char *p, char *msg, size_t 
 }
 
 int mtci_state_validate(const mtci_state *st, char *msg, size_t msg_len) {
-  if (!st) return failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no state");
+  if (!st) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no state");
   RANGE(st->version, MTCI_STATE_VERSION, MTCI_STATE_VERSION, "", "version");
   RANGE(st->test_dcs, 0, 1, "", "test_dcs");
   if (st->main_dc != 0) RANGE(st->main_dc, 1, MTCI_STATE_MAX_DC_ID, "", "main_dc");
@@ -396,7 +394,7 @@ static json_t *build_state(const mtci_state *st, int *bad) {
 int mtci_state_to_json(const mtci_state *st, char **out, size_t *out_len, char *msg,
                        size_t msg_len) {
   if (msg && msg_len) msg[0] = '\0';
-  if (!out || !out_len) return failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no output");
+  if (!out || !out_len) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no output");
   *out = NULL;
   *out_len = 0;
   int r = mtci_state_validate(st, msg, msg_len);
@@ -418,13 +416,13 @@ int mtci_state_to_json(const mtci_state *st, char **out, size_t *out_len, char *
   }
   if (bad) {
     if (text) mtci_state_json_free(text, n + 2);
-    return failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory while writing the state");
+    return mtci_store_failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory while writing the state");
   }
   text[n] = '\n';
   text[n + 1] = '\0';
   if (n + 1 > MTCI_STATE_MAX_JSON) { /* cannot happen within the capacities; keep the promise */
     mtci_state_json_free(text, n + 2);
-    return failf(MTC_ERR_STORE_TOO_LARGE, msg, msg_len, "state text over %u bytes",
+    return mtci_store_failf(MTC_ERR_STORE_TOO_LARGE, msg, msg_len, "state text over %u bytes",
                  MTCI_STATE_MAX_JSON);
   }
   *out = text;
@@ -450,7 +448,7 @@ typedef struct reader {
 static int rd_fail(reader *r, const char *prefix, const char *name, const char *what) {
   char p[PATH_CAP + 32];
   join_path(p, sizeof p, prefix, name);
-  return failf(MTC_ERR_STORE_CORRUPT, r->msg, r->msg_len, "%s: %s", p, what);
+  return mtci_store_failf(MTC_ERR_STORE_CORRUPT, r->msg, r->msg_len, "%s: %s", p, what);
 }
 
 static int rd_get(reader *r, json_t *o, const char *prefix, const char *name, int optional,
@@ -470,7 +468,7 @@ static int rd_int(reader *r, json_t *o, const char *prefix, const char *name, in
   if (x < lo || x > hi) {
     char p[PATH_CAP + 32];
     join_path(p, sizeof p, prefix, name);
-    return failf(MTC_ERR_STORE_CORRUPT, r->msg, r->msg_len, "%s: must be %" PRId64 "..%" PRId64,
+    return mtci_store_failf(MTC_ERR_STORE_CORRUPT, r->msg, r->msg_len, "%s: must be %" PRId64 "..%" PRId64,
                  p, lo, hi);
   }
   *out = x;
@@ -554,7 +552,7 @@ static int rd_arr(reader *r, json_t *o, const char *prefix, const char *name, si
   if (json_array_size(*out) > max) {
     char p[PATH_CAP + 32];
     join_path(p, sizeof p, prefix, name);
-    return failf(MTC_ERR_STORE_CORRUPT, r->msg, r->msg_len, "%s: more than %zu entries", p, max);
+    return mtci_store_failf(MTC_ERR_STORE_CORRUPT, r->msg, r->msg_len, "%s: more than %zu entries", p, max);
   }
   return 0;
 }
@@ -658,7 +656,7 @@ static int rd_state(reader *r, json_t *root, mtci_state *st) {
   if (!json_is_integer(ver)) return CORRUPT("version: must be an integer");
   if (json_integer_value(ver) != MTCI_STATE_VERSION) {
     json_int_t v = json_integer_value(ver);
-    return failf(MTC_ERR_STORE_VERSION, msg, msg_len,
+    return mtci_store_failf(MTC_ERR_STORE_VERSION, msg, msg_len,
                  "version: %" JSON_INTEGER_FORMAT " is not supported by this library (it reads "
                  "version %d)",
                  v, MTCI_STATE_VERSION);
@@ -718,21 +716,21 @@ static const char *json_error_reason(const json_error_t *e) {
 int mtci_state_from_json(const char *text, size_t len, mtci_state *st, char *msg,
                          size_t msg_len) {
   if (msg && msg_len) msg[0] = '\0';
-  if (!st) return failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no state");
+  if (!st) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no state");
   mtci_state_clear(st);
-  if (!text && len) return failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no text");
+  if (!text && len) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no text");
   if (len > MTCI_STATE_MAX_JSON)
-    return failf(MTC_ERR_STORE_TOO_LARGE, msg, msg_len,
+    return mtci_store_failf(MTC_ERR_STORE_TOO_LARGE, msg, msg_len,
                  "state text is %zu bytes, over the %u-byte limit", len, MTCI_STATE_MAX_JSON);
-  if (len == 0) return failf(MTC_ERR_STORE_CORRUPT, msg, msg_len, "state file is empty");
+  if (len == 0) return mtci_store_failf(MTC_ERR_STORE_CORRUPT, msg, msg_len, "state file is empty");
 
   json_error_t err;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
   if (!root) {
     if (json_error_code(&err) == json_error_out_of_memory)
-      return failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory while reading the state");
+      return mtci_store_failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory while reading the state");
     /* err.text may quote the input (key material): report position only. */
-    return failf(MTC_ERR_STORE_CORRUPT, msg, msg_len,
+    return mtci_store_failf(MTC_ERR_STORE_CORRUPT, msg, msg_len,
                  "malformed JSON at line %d, column %d (byte %d): %s", err.line, err.column,
                  err.position, json_error_reason(&err));
   }

@@ -263,6 +263,14 @@ int mtci_store_save_file(const char *path, const char *data, size_t len, char *m
  */
 int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, size_t msg_len);
 
+/* Format a message into msg (may be NULL / 0) and return code: the error
+ * helper of store.c and store_os.c. */
+int mtci_store_failf(int code, char *msg, size_t msg_len, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* mtci_state_to_json + mtci_store_save_file; the text is zeroized after. */
 int mtci_store_save(const char *path, const mtci_state *st, char *msg, size_t msg_len);
 /* mtci_store_load_file + mtci_state_from_json; the text is zeroized after.

@@ -2,7 +2,6 @@
  * store.h; the pure JSON half is store.c. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +13,6 @@
 
 int mtci_store_fault_step = MTCI_STORE_FAULT_NONE;
 
-static int io_fail(int code, char *msg, size_t msg_len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int io_fail(int code, char *msg, size_t msg_len, const char *fmt, ...) {
-  if (msg && msg_len > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msg_len, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 /* The injected fault for this step, as an errno (0 = none). */
 static int fault(int step) {
@@ -67,16 +55,16 @@ int mtci_store_save_file(const char *path, const char *data, size_t len, char *m
                          size_t msg_len) {
   if (msg && msg_len) msg[0] = '\0';
   if (!path || !path[0] || (!data && len))
-    return io_fail(MTC_ERR_INVALID_ARG, msg, msg_len, "no path or no data");
+    return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no path or no data");
   size_t plen = strlen(path);
   if (path[plen - 1] == '/')
-    return io_fail(MTC_ERR_STORE_IO, msg, msg_len, "state path names a directory");
+    return mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len, "state path names a directory");
   char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
   char *dir = dir_of(path);
   if (!tmp || !dir) {
     free(tmp);
     free(dir);
-    return io_fail(MTC_ERR_NOMEM, msg, msg_len, "out of memory");
+    return mtci_store_failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory");
   }
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
@@ -85,7 +73,7 @@ int mtci_store_save_file(const char *path, const char *data, size_t len, char *m
   int fd = mkstemp(tmp); /* creates with O_EXCL, mode 0600 */
   if (fd < 0) {
     e = errno;
-    io_fail(rc, msg, msg_len, "cannot create a temporary file next to the state file: %s",
+    mtci_store_failf(rc, msg, msg_len, "cannot create a temporary file next to the state file: %s",
             strerror(e));
     goto out_nofile;
   }
@@ -93,36 +81,36 @@ int mtci_store_save_file(const char *path, const char *data, size_t len, char *m
   /* 0600 whatever the umask, before any key byte reaches the disk. */
   if (fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
     e = errno;
-    io_fail(rc, msg, msg_len, "chmod 600 of the temporary file failed: %s", strerror(e));
+    mtci_store_failf(rc, msg, msg_len, "chmod 600 of the temporary file failed: %s", strerror(e));
     goto out_fd;
   }
   if ((e = fault(MTCI_STORE_FAULT_WRITE)) != 0 || write_all(fd, data, len) != 0) {
     if (!e) e = errno;
-    io_fail(rc, msg, msg_len, "write of the temporary file failed: %s", strerror(e));
+    mtci_store_failf(rc, msg, msg_len, "write of the temporary file failed: %s", strerror(e));
     goto out_fd;
   }
   if ((e = fault(MTCI_STORE_FAULT_FSYNC)) != 0 || fsync(fd) != 0) {
     if (!e) e = errno;
-    io_fail(rc, msg, msg_len, "fsync of the temporary file failed: %s", strerror(e));
+    mtci_store_failf(rc, msg, msg_len, "fsync of the temporary file failed: %s", strerror(e));
     goto out_fd;
   }
   e = fault(MTCI_STORE_FAULT_CLOSE);
   if (close(fd) != 0 && !e) e = errno;
   fd = -1;
   if (e) {
-    io_fail(rc, msg, msg_len, "close of the temporary file failed: %s", strerror(e));
+    mtci_store_failf(rc, msg, msg_len, "close of the temporary file failed: %s", strerror(e));
     goto out_fd;
   }
   if ((e = fault(MTCI_STORE_FAULT_RENAME)) != 0 || rename(tmp, path) != 0) {
     if (!e) e = errno;
-    io_fail(rc, msg, msg_len, "rename to the state file failed: %s", strerror(e));
+    mtci_store_failf(rc, msg, msg_len, "rename to the state file failed: %s", strerror(e));
     goto out_fd;
   }
   /* The new name is in place; make the directory entry durable. */
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {
     e = errno;
-    io_fail(rc, msg, msg_len, "state file replaced, but opening its directory to fsync failed: %s",
+    mtci_store_failf(rc, msg, msg_len, "state file replaced, but opening its directory to fsync failed: %s",
             strerror(e));
     goto out_nofile;
   }
@@ -130,7 +118,7 @@ int mtci_store_save_file(const char *path, const char *data, size_t len, char *m
   if (!e && fsync(dfd) != 0 && errno != EINVAL) e = errno; /* EINVAL: fs cannot sync dirs */
   close(dfd);
   if (e) {
-    io_fail(rc, msg, msg_len, "state file replaced, but fsync of its directory failed: %s",
+    mtci_store_failf(rc, msg, msg_len, "state file replaced, but fsync of its directory failed: %s",
             strerror(e));
     goto out_nofile;
   }
@@ -148,16 +136,16 @@ out_nofile:
 
 int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, size_t msg_len) {
   if (msg && msg_len) msg[0] = '\0';
-  if (!data || !len) return io_fail(MTC_ERR_INVALID_ARG, msg, msg_len, "no output");
+  if (!data || !len) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no output");
   *data = NULL;
   *len = 0;
-  if (!path || !path[0]) return io_fail(MTC_ERR_INVALID_ARG, msg, msg_len, "no path");
+  if (!path || !path[0]) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no path");
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT)
-      return io_fail(MTC_ERR_STORE_NOT_FOUND, msg, msg_len, "no state file (a fresh start)");
-    return io_fail(MTC_ERR_STORE_IO, msg, msg_len, "cannot open the state file: %s",
+      return mtci_store_failf(MTC_ERR_STORE_NOT_FOUND, msg, msg_len, "no state file (a fresh start)");
+    return mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len, "cannot open the state file: %s",
                    strerror(e));
   }
   struct stat sb;
@@ -166,22 +154,22 @@ int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, 
   size_t cap = 0, n = 0;
   if (fstat(fd, &sb) != 0) {
     int e = errno;
-    rc = io_fail(MTC_ERR_STORE_IO, msg, msg_len, "fstat of the state file failed: %s",
+    rc = mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len, "fstat of the state file failed: %s",
                  strerror(e));
     goto out;
   }
   if (!S_ISREG(sb.st_mode)) {
-    rc = io_fail(MTC_ERR_STORE_IO, msg, msg_len, "the state path is not a regular file");
+    rc = mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len, "the state path is not a regular file");
     goto out;
   }
   if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-    rc = io_fail(MTC_ERR_STORE_PERMISSIONS, msg, msg_len,
+    rc = mtci_store_failf(MTC_ERR_STORE_PERMISSIONS, msg, msg_len,
                  "the state file holds auth keys but its mode is %03o; run chmod 600 on it",
                  (unsigned)(sb.st_mode & 0777));
     goto out;
   }
   if (sb.st_size > (off_t)MTCI_STATE_MAX_JSON) {
-    rc = io_fail(MTC_ERR_STORE_TOO_LARGE, msg, msg_len,
+    rc = mtci_store_failf(MTC_ERR_STORE_TOO_LARGE, msg, msg_len,
                  "the state file is %lld bytes, over the %u-byte limit", (long long)sb.st_size,
                  MTCI_STATE_MAX_JSON);
     goto out;
@@ -191,7 +179,7 @@ int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, 
   if ((size_t)sb.st_size + 1 < cap) cap = (size_t)sb.st_size + 1;
   buf = malloc(cap + 1);
   if (!buf) {
-    rc = io_fail(MTC_ERR_NOMEM, msg, msg_len, "out of memory");
+    rc = mtci_store_failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory");
     goto out;
   }
   for (;;) {
@@ -200,7 +188,7 @@ int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, 
       size_t ncap = cap * 2 > MTCI_STATE_MAX_JSON + 1 ? MTCI_STATE_MAX_JSON + 1 : cap * 2;
       char *nb = malloc(ncap + 1);
       if (!nb) {
-        rc = io_fail(MTC_ERR_NOMEM, msg, msg_len, "out of memory");
+        rc = mtci_store_failf(MTC_ERR_NOMEM, msg, msg_len, "out of memory");
         goto out;
       }
       memcpy(nb, buf, n);
@@ -212,7 +200,7 @@ int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, 
     if (r < 0) {
       if (errno == EINTR) continue;
       int e = errno;
-      rc = io_fail(MTC_ERR_STORE_IO, msg, msg_len, "read of the state file failed: %s",
+      rc = mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len, "read of the state file failed: %s",
                    strerror(e));
       goto out;
     }
@@ -220,7 +208,7 @@ int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, 
     n += (size_t)r;
   }
   if (n > MTCI_STATE_MAX_JSON) {
-    rc = io_fail(MTC_ERR_STORE_TOO_LARGE, msg, msg_len,
+    rc = mtci_store_failf(MTC_ERR_STORE_TOO_LARGE, msg, msg_len,
                  "the state file is over the %u-byte limit", MTCI_STATE_MAX_JSON);
     goto out;
   }
@@ -245,7 +233,7 @@ int mtci_store_save(const char *path, const mtci_state *st, char *msg, size_t ms
 }
 
 int mtci_store_load(const char *path, mtci_state *st, char *msg, size_t msg_len) {
-  if (!st) return io_fail(MTC_ERR_INVALID_ARG, msg, msg_len, "no state");
+  if (!st) return mtci_store_failf(MTC_ERR_INVALID_ARG, msg, msg_len, "no state");
   mtci_state_clear(st);
   char *text = NULL;
   size_t n = 0;
