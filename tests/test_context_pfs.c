@@ -25,6 +25,7 @@
 #include "context_env.h"
 #include "context_requests.h"
 #include "test.h"
+#include "test_net.h"
 #include "tl/tl.h"
 
 static int g_verbose;
@@ -509,18 +510,12 @@ TEST(renewal_without_gap) {
 
 /* Open and close a TCP connection to 127.0.0.1:port. */
 static int tcp_poke(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = test_tcp_connect(port, 2000);
   if (fd < 0) return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
   struct timespec ts = {0, 50 * 1000 * 1000}; /* the mock accepts it meanwhile */
   nanosleep(&ts, NULL);
   close(fd);
-  return rc == 0 ? 0 : -1;
+  return 0;
 }
 
 /* The background renewal cannot make its key (DC 5 answers every new

@@ -25,6 +25,7 @@
 #include "mock_doh.h"
 #include "mock_loop.h"
 #include "test.h"
+#include "test_net.h"
 
 #define IO_TIMEOUT_MS 5000
 
@@ -102,20 +103,8 @@ struct resp {
 };
 
 static int tcp_connect(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {IO_TIMEOUT_MS / 1000, 0};
-  (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  int fd = test_tcp_connect(port, IO_TIMEOUT_MS);
+  return fd < 0 ? -1 : fd;
 }
 
 /* Header value (case-insensitive name) from the raw head, or "". */

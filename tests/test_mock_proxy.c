@@ -29,6 +29,7 @@
 #include "mock_loop.h"
 #include "mock_proxy.h"
 #include "test.h"
+#include "test_net.h"
 #include "transport/faketls.h"
 #include "transport/obfuscated2.h"
 
@@ -122,19 +123,9 @@ struct client {
 };
 
 static int tcp_connect(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = test_tcp_connect(port, IO_TIMEOUT_MS);
   if (fd < 0) return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {IO_TIMEOUT_MS / 1000, 0};
-  (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* bounds connect() */
-  int one = 1;
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) < 0) {
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) < 0) {
     close(fd);
     return -1;
   }

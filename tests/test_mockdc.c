@@ -38,6 +38,7 @@
 #include "session_impl.h" /* request fields (acked) */
 #include "session.h"
 #include "test.h"
+#include "test_net.h"
 #include "tl/special.h"
 #include "tl/tl.h"
 #include "transport/stack.h"
@@ -121,25 +122,8 @@ static int tc_flush(tc *t) {
   return 0;
 }
 
-static int connect_port(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {OP_MS / 1000, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
-  return fd;
-}
+
+static int test_tcp_connect_op(uint16_t port) { return test_tcp_connect(port, OP_MS); }
 
 static void tc_close(tc *t) {
   if (t->fd >= 0) close(t->fd);
@@ -161,7 +145,7 @@ static int tc_open_port(tc *t, mock_dc_cluster *cl, int dc, uint16_t port, mtci_
   t->fd = -1;
   t->cl = cl;
   t->dc = dc;
-  int fd = connect_port(port);
+  int fd = test_tcp_connect_op(port);
   if (fd < 0) return fd;
   t->fd = fd;
   mtci_stack_config sc;
@@ -1256,12 +1240,12 @@ TEST(faults) {
   CHECK(alt != 0);
   CHECK_EQ_INT(set_fault(cl, 4, "refuse_seed=1"), 0);
   CHECK_EQ_INT(mock_dc_port(cl, 4), seed);
-  CHECK_EQ_INT(connect_port(seed), -ECONNREFUSED);
+  CHECK_EQ_INT(test_tcp_connect_op(seed), -ECONNREFUSED);
   CHECK_EQ_INT(tc_open_port(&u, cl, 4, alt, MTCI_CODEC_INTERMEDIATE, 1), 0);
   CHECK_EQ_INT(tc_handshake(&u, 0), 0);
   tc_close(&u);
   CHECK_EQ_INT(set_fault(cl, 4, ""), 0);
-  int fd = connect_port(seed);
+  int fd = test_tcp_connect_op(seed);
   CHECK(fd >= 0);
   close(fd);
 
@@ -1351,7 +1335,7 @@ static int tc_reconnect(tc *t, mtci_codec_kind kind) {
   t->fd = -1;
   mtci_stack_free(&t->st);
   t->rpos = t->rlen = 0;
-  int fd = connect_port(mock_dc_port(t->cl, t->dc));
+  int fd = test_tcp_connect_op(mock_dc_port(t->cl, t->dc));
   if (fd < 0) return fd;
   t->fd = fd;
   mtci_stack_config sc;

@@ -174,8 +174,9 @@ int mtci_discovery_clock_offset(const mtci_discovery *d, int64_t *offset_s);
 
 void mtci_discovery_counters_get(const mtci_discovery *d, mtci_discovery_counters *out);
 
-/* The resolver, shared with the context for proxy host names
- * (mtci_dns_lookup_host); its queries are in dns_queries. */
+/* The race's resolver (its queries are in dns_queries), for tests. Proxy
+ * host names use the context's own resolver (context_os.c): discovery never
+ * runs with a proxy, so the two never coexist. */
 mtci_dns *mtci_discovery_dns(mtci_discovery *d);
 
 /* curl_global_cleanup + ares_library_cleanup: process end only, with no
