@@ -344,9 +344,18 @@ void mtci_sess_resend(mtci_session *s, mtci_session_req *r, int counted) {
   s->stats.resends++;
 }
 
+static int queue_state_req(mtci_session *s);
+
 size_t mtci_sess_resend_msg(mtci_session *s, int64_t msg_id) {
   size_t n = 0;
   if (msg_id == 0) return 0;
+  if (s->chk_msg_id && (msg_id == s->chk_msg_id || msg_id == s->chk_cont_id)) {
+    /* our msgs_state_req was rejected (bad salt, bad_msg) or is asked for
+     * again: without it the safety net would resend what the server has */
+    s->chk_msg_id = 0;
+    s->n_chk = 0;
+    (void)queue_state_req(s); /* no memory: the safety net still applies */
+  }
   for (size_t i = 0; i < s->n_reqs;) {
     mtci_session_req *r = s->reqs[i];
     if (r->sent && (r->msg_id == msg_id || r->container_id == msg_id)) {
@@ -1339,7 +1348,10 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
       s->ping_due = 0;
       if (!s->no_keepalive) s->last_keepalive_ms = now_ms;
     } else if (it->kind == IT_SVC) {
-      if (s->svc[it->index].state_req) s->chk_msg_id = it->msg_id;
+      if (s->svc[it->index].state_req) {
+        s->chk_msg_id = it->msg_id;
+        s->chk_cont_id = cont_id;
+      }
       svc_done++;
     }
   }
@@ -1369,6 +1381,18 @@ static int ignored(mtci_session *s, int why) {
   s->last_ignored = why;
   s->stats.ignored_packets++;
   return MTCI_SESSION_IGNORED;
+}
+
+/* A message below the duplicate window (older than it, or pushed out) that
+ * is the answer to a request still pending: the server's re-delivery, after
+ * a reconnect, of an answer lost with the old connection, under its
+ * original msg_id. Taken (and acked): a request is answered once, so it
+ * cannot be delivered twice; without it a request the server confirmed
+ * (msgs_state_info 4) would wait forever. */
+static int old_answer(const mtci_session *s, const mtci_tl_message *m) {
+  return m->body_len >= 12 && mtci_sess_le32(m->body) == MTCI_TL_RPC_RESULT_ID &&
+         mtci_sess_seen_state(s, m->msg_id) < 0 &&
+         mtci_sess_find_req(s, mtci_sess_le64(m->body + 4), NULL) != NULL;
 }
 
 int mtci_session_feed_packet(mtci_session *s, int64_t now_ms, const uint8_t *pkt, size_t len) {
@@ -1455,7 +1479,7 @@ int mtci_session_feed_packet(mtci_session *s, int64_t now_ms, const uint8_t *pkt
         s->stats.bad_msgs++;
         continue;
       }
-      if (mtci_sess_seen_add(s, m.msg_id) != 0) {
+      if (mtci_sess_seen_add(s, m.msg_id) != 0 && !old_answer(s, &m)) {
         s->stats.dup_msgs++;
         if ((m.seqno & 1) && mtci_sess_seen_state(s, m.msg_id) == 1)
           mtci_sess_queue_ack(s, m.msg_id, now_ms);

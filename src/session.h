@@ -266,6 +266,7 @@ typedef struct mtci_session {
   int64_t *chk_ids;   /* the msg_ids our msgs_state_req asks about, in order */
   size_t n_chk, cap_chk;
   int64_t chk_msg_id; /* msg_id of that msgs_state_req once sent (0: none) */
+  int64_t chk_cont_id; /* ... and of its container (0: sent alone) */
 
   /* liveness */
   int connected, dead;

@@ -65,7 +65,9 @@ struct mtci_session_req {
  * with the ids kept and shrinks when they are few, so an idle session holds
  * a few dozen bytes. Once an id was forgotten, `forgot` says so and every id
  * below the lowest kept one counts as seen ("below the window"): a
- * duplicate is rejected whether it is still in the window or not.
+ * duplicate is rejected whether it is still in the window or not. (One
+ * exception, in a container: an rpc_result below the window for a request
+ * still pending, i.e. a late re-delivery; a request is answered once.)
  */
 typedef struct mtci_sess_seen {
   size_t head, cap;

@@ -1559,6 +1559,208 @@ TEST(reconnect_safety_net_resends) {
   world_free(&W);
 }
 
+/* The msgs_state_req of a reconnect is rejected by the server (bad_server_salt
+ * for its container, which is likely after a long disconnect, or a
+ * msg_resend_req for it): it must go out again, else the acknowledged query
+ * it asks about is resent by the safety net and runs twice on the server. */
+static int state_req_rejected_case(int mode) {
+  world W;
+  if (world_init(&W, NULL, NULL)) return 0;
+  int ok = 0;
+  mock_session_set_conn(W.m, 1);
+  if (invoke_echo(&W, 1, 1) || pump(&W)) goto out;
+  /* query 2: acknowledged, its answer lost with the connection */
+  mock_session_set_faults(W.m, MOCK_SESS_LOSE_ANSWER);
+  if (invoke_echo(&W, 2, 2) || pump(&W)) goto out;
+  mtci_session_req *r2 = req_of(&W.c, 2);
+  if (!r2 || !r2->acked) goto out;
+  int64_t id2 = r2->msg_id;
+  if (mode == 0) { /* query 3: sent, not acknowledged (resent with the state_req) */
+    mock_session_set_faults(W.m, MOCK_SESS_HOLD_ANSWERS);
+    if (invoke_echo(&W, 3, 3) || pump(&W)) goto out;
+    if (mock_session_discard_held(W.m) != 1) goto out;
+    mock_session_set_faults(W.m, 0);
+  }
+  mock_session_drop_output(W.m);
+  mock_session_set_conn(W.m, 0);
+  W.now += 1000;
+  int64_t t_rc = W.now;
+  if (mtci_session_on_reconnect(&W.c, W.now) || !r2->kept) goto out;
+  /* the first packet of the new connection is lost on the way ... */
+  mtci_tl_writer_reset(&W.w);
+  if (mtci_session_build_packet(&W.c, W.now, &W.w, NULL) != 1) goto out;
+  uint8_t key[256], pt[512];
+  test_key(key);
+  if (W.w.len - 24 > sizeof pt) goto out;
+  open_client(key, mtci_tl_writer_data(&W.w), W.w.len, pt);
+  int64_t outer = rd64(pt + 16);
+  int is_cont = rd32(pt + 32) == MTCI_TL_MSG_CONTAINER_ID;
+  if (W.c.chk_msg_id == 0 || is_cont != (mode == 0)) goto out;
+  if (mode == 1 && outer != W.c.chk_msg_id) goto out;
+  /* ... and the server complains about it */
+  uint8_t b[28];
+  size_t blen;
+  if (mode == 0) { /* bad_server_salt for the container */
+    wr32(b, MTCI_ID_BAD_SERVER_SALT);
+    wr64(b + 4, outer);
+    wr32(b + 12, (uint32_t)rd32(pt + 24));
+    wr32(b + 16, 48);
+    wr64(b + 20, SALT0);
+    blen = 28;
+  } else { /* msg_resend_req for the msgs_state_req */
+    wr32(b, MTCI_ID_MSG_RESEND_REQ);
+    wr32(b + 4, MTCI_TL_VECTOR_ID);
+    wr32(b + 8, 1);
+    wr64(b + 12, outer);
+    blen = 20;
+  }
+  if (mock_session_push(W.m, W.now, SID0, b, blen, mode == 1)) goto out;
+  if (pump(&W)) goto out;
+  int64_t ids[2];
+  ok = last_state_req(&W, ids, 2) == 1 && ids[0] == id2;
+  ok &= W.c.stats.state_confirmed == 1 && W.c.n_kept == 0;
+  if (mode == 0) ok &= echo_ok(&W, 3, 3);
+  /* past the safety net's bound: query 2 was still sent only once */
+  W.now = t_rc + MTCI_SESSION_KEPT_PROBES * MTCI_SESSION_PROBE_AFTER_MS + 1;
+  if (mtci_session_on_deadline(&W.c, W.now) || pump(&W)) ok = 0;
+  ok &= echo_sends(&W, 2) == 1 && W.c.stats.late_resends == 0;
+  ok &= mtci_session_pending(&W.c) == 1 && req_of(&W.c, 2) == r2 && r2->msg_id == id2;
+  if (!ok)
+    fprintf(stderr, "  state_req_rejected(%d): confirmed %llu late %llu sends(2) %u kept %zu\n",
+            mode, (unsigned long long)W.c.stats.state_confirmed,
+            (unsigned long long)W.c.stats.late_resends, echo_sends(&W, 2), W.c.n_kept);
+out:
+  world_free(&W);
+  return ok;
+}
+
+TEST(reconnect_state_req_rejected_sent_again) {
+  int ok0 = state_req_rejected_case(0), ok1 = state_req_rejected_case(1);
+  CHECK(ok0);
+  CHECK(ok1);
+}
+
+/* msgs_state_info(req_msg_id = S, one status per id) as the server sends it */
+static int push_state_info(world *W, int64_t req, uint8_t st0, uint8_t st1) {
+  uint8_t b[4 + 8 + 4];
+  wr32(b, MTCI_ID_MSGS_STATE_INFO);
+  wr64(b + 4, req);
+  b[12] = 2;
+  b[13] = st0;
+  b[14] = st1;
+  b[15] = 0;
+  return mock_session_push(W->m, W->now, SID0, b, sizeof b, 1);
+}
+
+TEST(reconnect_twice_stale_state_info_and_cancel) {
+  world W;
+  CHECK_EQ_INT(world_init(&W, NULL, NULL), 0);
+  mock_session_set_conn(W.m, 1);
+  CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  /* queries 2 and 3: acknowledged, answers lost with the connection */
+  for (uint32_t t = 2; t <= 3; t++) {
+    mock_session_set_faults(W.m, MOCK_SESS_LOSE_ANSWER);
+    CHECK_EQ_INT(invoke_echo(&W, t, t), 0);
+    CHECK_EQ_INT(pump(&W), 0);
+  }
+  mtci_session_req *r2 = req_of(&W.c, 2), *r3 = req_of(&W.c, 3);
+  CHECK(r2 && r3 && r2->acked && r3->acked);
+  int64_t id2 = r2->msg_id;
+  /* reconnect 1: the msgs_state_req goes out, its answer is lost */
+  mock_session_drop_output(W.m);
+  mock_session_set_conn(W.m, 0);
+  W.now += 1000;
+  CHECK_EQ_INT(mtci_session_on_reconnect(&W.c, W.now), 0);
+  CHECK_EQ_INT(c2s(&W) > 0, 1);
+  int64_t s1 = W.c.chk_msg_id;
+  CHECK(s1 != 0);
+  mock_session_drop_output(W.m);
+  /* reconnect 2 while it is outstanding: asked again, the kept count stays */
+  W.now += 1000;
+  int64_t t_rc = W.now;
+  CHECK_EQ_INT(mtci_session_on_reconnect(&W.c, W.now), 0);
+  CHECK_EQ_INT(W.c.chk_msg_id, 0);
+  CHECK_EQ_INT(W.c.n_kept, 2);
+  CHECK_EQ_INT(W.c.stats.kept, 2);
+  /* the first answer shows up late (re-sent by the server): stale, ignored */
+  uint64_t bad0 = W.c.stats.bad_msgs;
+  CHECK_EQ_INT(push_state_info(&W, s1, 2, 2), 0);
+  CHECK_EQ_INT(s2c(&W), 1);
+  CHECK(r2->kept && r3->kept && r2->msg_id == id2);
+  CHECK_EQ_INT(W.c.stats.state_resends, 0);
+  CHECK_EQ_INT(W.c.stats.bad_msgs, bad0);
+  /* query 3 is cancelled while the second msgs_state_req is pending */
+  CHECK_EQ_INT(mtci_session_cancel(&W.c, 3), 0);
+  CHECK_EQ_INT(W.c.n_kept, 1);
+  CHECK_EQ_INT(pump(&W), 0); /* msgs_state_info: 4, 4 */
+  int64_t ids[2];
+  CHECK_EQ_INT(last_state_req(&W, ids, 2), 2);
+  CHECK_EQ_INT(ids[0], id2);
+  CHECK_EQ_INT(W.c.stats.state_confirmed, 1);
+  CHECK_EQ_INT(W.c.n_kept, 0);
+  CHECK_EQ_INT(W.c.chk_msg_id, 0);
+  CHECK(mtci_session_next_deadline(&W.c) > W.now); /* no timer left behind */
+  /* the same answer once more: ignored, nothing resent */
+  int64_t s2 = 0;
+  for (size_t i = 0; i < mock_session_rx_count(W.m); i++)
+    if (rd32(mock_session_rx(W.m, i)->body) == MTCI_ID_MSGS_STATE_REQ)
+      s2 = mock_session_rx(W.m, i)->msg_id;
+  CHECK(s2 != 0 && s2 != s1);
+  CHECK_EQ_INT(push_state_info(&W, s2, 2, 2), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(W.c.stats.state_resends, 0);
+  W.now = t_rc + MTCI_SESSION_KEPT_PROBES * MTCI_SESSION_PROBE_AFTER_MS + 1;
+  CHECK_EQ_INT(mtci_session_on_deadline(&W.c, W.now), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(W.c.stats.late_resends, 0);
+  CHECK_EQ_INT(echo_sends(&W, 2), 1);
+  CHECK_EQ_INT(echo_sends(&W, 3), 1);
+  /* a tracked connection: both answers re-delivered; the cancelled one is dropped */
+  mock_session_set_conn(W.m, 2);
+  CHECK_EQ_INT(invoke_echo(&W, 4, 4), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->redelivered >= 2, 1);
+  CHECK(echo_ok(&W, 2, 2));
+  CHECK(echo_ok(&W, 4, 4));
+  CHECK_EQ_INT(count_ev(&W, MTCI_SEV_RESULT, 3), 0);
+  CHECK_EQ_INT(W.counts[MTCI_SEV_RESULT], 3);
+  CHECK_EQ_INT(mtci_session_pending(&W.c), 0);
+  CHECK_EQ_INT(W.handler_calls, 4);
+  world_free(&W);
+}
+
+/* An answer lost with the connection (later ones got through), re-sent by
+ * the server under its msg_id when the session comes back more than the
+ * window's 600 s later: below the duplicate window, but the answer of a
+ * pending request, so it is taken (once) and acked, not dropped as a
+ * duplicate (the query, confirmed by msgs_state_info, would wait forever). */
+TEST(reconnect_old_answer_below_window_taken) {
+  world W;
+  CHECK_EQ_INT(world_init(&W, NULL, NULL), 0);
+  mock_session_set_conn(W.m, 1);
+  CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  mock_session_set_faults(W.m, MOCK_SESS_LOSE_ANSWER);
+  CHECK_EQ_INT(invoke_echo(&W, 2, 2), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(invoke_echo(&W, 3, 3), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK(echo_ok(&W, 3, 3));
+  W.now += 11 * 60 * 1000;
+  mock_session_set_conn(W.m, 2);
+  CHECK_EQ_INT(mtci_session_on_reconnect(&W.c, W.now), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->redelivered, 1);
+  CHECK(echo_ok(&W, 2, 2));
+  CHECK_EQ_INT(mtci_session_pending(&W.c), 0);
+  CHECK_EQ_INT(echo_sends(&W, 2), 1);
+  W.now += MTCI_SESSION_ACK_FLUSH_MS;
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK_EQ_INT(mock_session_unacked(W.m, SID0), 0); /* acked: not re-sent again */
+  world_free(&W);
+}
+
 /* ---- the rest of the service messages -------------------------------------------------- */
 
 TEST(state_req_detailed_info_resend) {
@@ -1855,6 +2057,9 @@ TEST_MAIN("session", CASE(grammers_server_vector), CASE(msg_id_rules), CASE(msg_
           CASE(reconnect_pending_answered_once), CASE(keepalive_ping_and_dead),
           CASE(probe_when_pending), CASE(reconnect_acked_query_not_resent),
           CASE(reconnect_state_info_not_received_resends), CASE(reconnect_safety_net_resends),
+          CASE(reconnect_state_req_rejected_sent_again),
+          CASE(reconnect_twice_stale_state_info_and_cancel), 
+          CASE(reconnect_old_answer_below_window_taken),
           CASE(state_req_detailed_info_resend), CASE(quick_ack_token),
           CASE(size_buckets), CASE(random_padding), CASE(api_errors_and_cancel), CASE(destroy_session),
           CASE(invoke_built_msg_id_in_body))
