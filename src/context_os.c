@@ -188,6 +188,13 @@ static void proxy_tick(mtc_context *ctx) {
 
 static void free_now(mtc_context *ctx) {
   mtci_ctx_shutdown(ctx);
+  /* The context's own deadline first: as the components' deadlines leave
+   * below, the poller would re-arm the host's timer for it (set_timer with a
+   * delay, from inside mtc_context_free). Without it the last one out
+   * cancels the timer (set_timer -1): no on_timeout for a freed context. */
+  if (ctx->poller_up && ctx->deadline_slot >= 0)
+    (void)mtci_poller_deadline_free(&ctx->poller, ctx->deadline_slot, os_now(ctx));
+  ctx->deadline_slot = -1;
   mtci_discovery_free(ctx->discovery); /* its fds and deadline leave the poller */
   ctx->discovery = NULL;
   mtci_dns_free(ctx->proxy_dns); /* pending lookups end without callbacks */

@@ -16,12 +16,27 @@
  * wanted it at once. "localhost" needs no DNS. An NXDOMAIN name fails the
  * request with MTC_ERR_PROXY_HOST after max_connect_attempts lookups spaced
  * by the back-off.
+ *
+ * Lifetimes and odd answers: a hand-made DNS server's 12 A + 10 AAAA records
+ * with records of the wrong type and size give an 8-address list of the
+ * right families; mtc_context_free while the lookup is in flight (own and
+ * host loop: every fd unwatched, the host's timer cancelled), from the
+ * request's callback inside the DNS callback and while c-ares still retries
+ * a query our deadline ended (ASan: nothing touched after the free); a
+ * lookup abandoned at the guard time and superseded, whose late answers are
+ * dropped; a 1 ms lookup deadline that neither spins nor hangs.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "context.h"
 #include "context_env.h"
 #include "context_proxy.h"
 #include "context_requests.h"
@@ -612,7 +627,414 @@ TEST(refused_names) {
   env_stop(&e);
 }
 
+/* ==== lifetimes and odd answers ===================================================================== */
+
+/* A hand-made DNS server for answers mock_dns cannot give (more than 8
+ * records, records of the other family, wrong RDLENGTHs): a UDP socket on
+ * 127.0.0.1 that the test serves between rounds of the context's loop.
+ * Answer layout as in mock_dns.h: the question echoed, then RRs
+ * c0 0c TYPE CLASS(IN) TTL(300) RDLENGTH RDATA. */
+typedef struct raw_rr {
+  uint16_t type;
+  uint8_t len;
+  uint8_t data[16];
+} raw_rr;
+
+typedef struct raw_dns {
+  int fd;
+  uint16_t port;
+  raw_rr a_ans[20], aaaa_ans[20]; /* the answers to an A / AAAA question */
+  size_t n_a, n_aaaa;
+  int queries;
+} raw_dns;
+
+static int raw_dns_start(raw_dns *r) {
+  memset(r, 0, sizeof *r);
+  r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  REQ(r->fd >= 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQ(bind(r->fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  socklen_t sl = sizeof sa;
+  REQ(getsockname(r->fd, (struct sockaddr *)&sa, &sl) == 0);
+  r->port = ntohs(sa.sin_port);
+  return 0;
+}
+
+static void raw_dns_stop(raw_dns *r) {
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+}
+
+static void raw_rr_add(raw_rr *list, size_t *n, int v6, const char *ip) {
+  raw_rr *e = &list[(*n)++];
+  e->type = v6 ? 28 : 1;
+  e->len = v6 ? 16 : 4;
+  (void)inet_pton(v6 ? AF_INET6 : AF_INET, ip, e->data);
+}
+
+/* Answer every query waiting on the socket. */
+static void raw_dns_serve(raw_dns *r) {
+  for (int guard = 0; guard < 16; guard++) {
+    uint8_t q[512], out[1024];
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(r->fd, q, sizeof q, 0, (struct sockaddr *)&from, &fl);
+    if (n < 12) return;
+    size_t o = 12;
+    while (o < (size_t)n && q[o]) o += 1u + q[o]; /* QNAME labels */
+    if (o + 5 > (size_t)n) continue;
+    o++;
+    uint16_t qtype = (uint16_t)(q[o] << 8 | q[o + 1]);
+    o += 4;
+    r->queries++;
+    const raw_rr *list = qtype == 28 ? r->aaaa_ans : r->a_ans;
+    size_t cnt = qtype == 28 ? r->n_aaaa : r->n_a;
+    memcpy(out, q, o);
+    out[2] = (uint8_t)(0x84 | (q[2] & 0x01)); /* QR, AA, RD copied */
+    out[3] = 0x80;                            /* RA, NOERROR */
+    out[6] = 0;
+    out[7] = (uint8_t)cnt;
+    memset(out + 8, 0, 4);
+    size_t len = o;
+    for (size_t i = 0; i < cnt; i++) {
+      static const uint8_t ttl_class[] = {0x00, 0x01, 0x00, 0x00, 0x01, 0x2c};
+      out[len++] = 0xc0;
+      out[len++] = 0x0c;
+      out[len++] = (uint8_t)(list[i].type >> 8);
+      out[len++] = (uint8_t)list[i].type;
+      memcpy(out + len, ttl_class, sizeof ttl_class);
+      len += sizeof ttl_class;
+      out[len++] = 0;
+      out[len++] = list[i].len;
+      memcpy(out + len, list[i].data, list[i].len);
+      len += list[i].len;
+    }
+    (void)sendto(r->fd, out, len, 0, (struct sockaddr *)&from, fl);
+  }
+}
+
+/* A: 12 A records, then an AAAA record and an A record with RDLENGTH 16;
+ * AAAA: 10 AAAA records, an A record, an AAAA record with RDLENGTH 4. The
+ * list: 8 entries, families alternating (IPv4 first), each IP under its own
+ * family, first records first, nothing from a record of the wrong type or
+ * size. */
+static int many_and_odd(void) {
+  raw_dns r;
+  REQ(raw_dns_start(&r) == 0);
+  char ip[64];
+  for (int i = 1; i <= 12; i++) {
+    snprintf(ip, sizeof ip, "127.0.0.%d", i);
+    raw_rr_add(r.a_ans, &r.n_a, 0, ip);
+  }
+  raw_rr_add(r.a_ans, &r.n_a, 1, "2001:db8::99");
+  raw_rr_add(r.a_ans, &r.n_a, 0, "127.0.0.99");
+  r.a_ans[r.n_a - 1].len = 16; /* an A record 16 bytes long */
+  for (int i = 1; i <= 10; i++) {
+    snprintf(ip, sizeof ip, "2001:db8::%d", i);
+    raw_rr_add(r.aaaa_ans, &r.n_aaaa, 1, ip);
+  }
+  raw_rr_add(r.aaaa_ans, &r.n_aaaa, 0, "127.0.0.98");
+  raw_rr_add(r.aaaa_ans, &r.n_aaaa, 1, "2001:db8::98");
+  r.aaaa_ans[r.n_aaaa - 1].len = 4; /* an AAAA record 4 bytes long */
+  char servers[32];
+  snprintf(servers, sizeof servers, "127.0.0.1:%u", (unsigned)r.port);
+  ctx_env base;
+  REQ(ctx_env_start(&base, NULL, NULL) == 0);
+  mtc_settings s;
+  ctx_env_settings(&base, &s);
+  s.no_auto_config = 1;
+  s.dns_servers = servers;
+  s.proxy = "tg://socks?server=many.mtconn.test&port=9";
+  mtc_context *ctx = NULL;
+  REQ(new_ctx(&ctx, &s) == 0);
+  res x;
+  memset(&x, 0, sizeof x);
+  body q = q_nearest();
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &x, NULL) == 0);
+  const mtci_proxy_res *p = &ctx->proxy_res;
+  int64_t end = mono_ms() + 3000;
+  while (p->state != MTCI_PROXY_RES_RESOLVED && p->state != MTCI_PROXY_RES_FAILED && mono_ms() < end) {
+    raw_dns_serve(&r);
+    (void)mtc_context_run(ctx, 5);
+  }
+  fprintf(stderr, "    12 A + 10 AAAA (and odd records): state %d, %zu addresses, %d queries\n",
+          (int)p->state, p->n_ips, r.queries);
+  int rc = 0;
+  if (p->state != MTCI_PROXY_RES_RESOLVED || p->n_ips != MTCI_PROXY_RES_MAX_IPS) rc = -1;
+  for (size_t i = 0; rc == 0 && i < p->n_ips; i++) {
+    char want[64];
+    if (i % 2 == 0) snprintf(want, sizeof want, "127.0.0.%zu", i / 2 + 1);
+    else snprintf(want, sizeof want, "2001:db8::%zu", i / 2 + 1);
+    if (strcmp(p->ips[i].ip, want) != 0 || p->ips[i].v6 != (int)(i % 2)) {
+      fprintf(stderr, "    ips[%zu] = %s (v6 %d), want %s\n", i, p->ips[i].ip, p->ips[i].v6, want);
+      rc = -1;
+    }
+  }
+  mtc_context_free(ctx);
+  raw_dns_stop(&r);
+  ctx_env_stop(&base);
+  REQ(rc == 0);
+  REQ(x.calls == 1 && x.error == MTC_ERR_CANCELLED);
+  return 0;
+}
+
+TEST(many_and_odd_answers) { CHECK(many_and_odd() == 0); }
+
+/* ---- mtc_context_free while the proxy's lookup is under way ---- */
+
+/* The host loop's timer state as set_timer left it (HOST mode). */
+static int g_timer_calls;
+static void cb_timer_count(void *ud, int64_t delay) {
+  g_timer_calls++;
+  cb_timer(ud, delay);
+}
+
+static int new_ctx_counted(mtc_context **ctx, const mtc_settings *s) {
+  mtc_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.on_log = cb_log;
+  if (g_host_on) {
+    cb.watch_fd = cb_watch;
+    cb.set_timer = cb_timer_count;
+  }
+  return mtc_context_new(ctx, s, &cb, NULL);
+}
+
+static void step(mtc_context *ctx) {
+  if (g_host_on) ctx_host_step(&g_host, ctx, 10);
+  else (void)mtc_context_run(ctx, 10);
+}
+
+/* A silent DNS server: the query is in flight when the context goes. Its
+ * request ends CANCELLED once; nothing runs afterwards (ASan: no use after
+ * free from c-ares' ARES_EDESTRUCTION callbacks); HOST mode: every fd
+ * unwatched and the timer cancelled. */
+static int free_in_flight(void) {
+  env e;
+  REQ(env_start(&e) == 0);
+  mock_dns_set_drop(e.dns, 1);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  mtc_context *ctx = NULL;
+  g_timer_calls = 0;
+  REQ(new_ctx_counted(&ctx, &s) == 0);
+  res x, y;
+  memset(&x, 0, sizeof x);
+  memset(&y, 0, sizeof y);
+  body q = q_nearest();
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &x, NULL) == 0);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 3;
+  REQ(mtc_invoke(ctx, &o, q.b, q.n, res_cb, &y, NULL) == 0);
+  mock_dns_stats ds;
+  int64_t end = mono_ms() + 3000;
+  do {
+    step(ctx);
+    mock_dns_stats_get(e.dns, &ds);
+  } while (ds.dropped < 2 && mono_ms() < end);
+  REQ(ds.dropped >= 2); /* A and AAAA asked, never answered */
+  REQ(x.calls == 0 && y.calls == 0);
+  int fds = g_host.n;
+  mtc_context_free(ctx);
+  if (g_host_on)
+    fprintf(stderr, "    freed during the lookup (host loop): %d fds watched before, %d after, "
+                    "%d set_timer calls, timer %s\n",
+            fds, g_host.n, g_timer_calls, g_host.timer_at < 0 ? "cancelled" : "still armed");
+  REQ(x.calls == 1 && x.error == MTC_ERR_CANCELLED);
+  REQ(y.calls == 1 && y.error == MTC_ERR_CANCELLED);
+  if (g_host_on) {
+    REQ(fds >= 1);       /* c-ares' UDP socket */
+    REQ(g_host.n == 0);  /* ... unwatched */
+    REQ(g_host.timer_at < 0); /* no on_timeout for a freed context */
+  }
+  env_stop(&e);
+  return 0;
+}
+
+TEST(free_during_lookup) { CHECK(free_in_flight() == 0); }
+TEST(free_during_lookup_host_loop) {
+  ctx_host_init(&g_host);
+  g_host_on = 1;
+  int rc = free_in_flight();
+  g_host_on = 0;
+  CHECK(rc == 0);
+}
+
+/* The result callback frees the context. With one attempt allowed the
+ * request fails from inside the DNS callback (NXDOMAIN: c-ares' read of the
+ * answer) or from the lookup's deadline while c-ares still retries (silent
+ * server, connect_timeout_ms 200: our deadline 200 ms, c-ares gives up at
+ * 100 + 200 ms); the free waits for the end of that call and c-ares ends
+ * the lingering query with ARES_EDESTRUCTION. */
+typedef struct free_box {
+  mtc_context *ctx;
+  res r;
+} free_box;
+
+static void res_cb_free(void *ud, const mtc_result *r) {
+  free_box *b = ud;
+  res_cb(&b->r, r);
+  mtc_context_free(b->ctx);
+  b->ctx = NULL;
+}
+
+static int free_from_callback(int silent) {
+  env e;
+  REQ(env_start(&e) == 0);
+  if (silent) mock_dns_set_drop(e.dns, 1);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = silent ? "tg://socks?server=socks.mtconn.test&port=1080"
+                   : "tg://socks?server=nope.mtconn.test&port=1080";
+  s.max_connect_attempts = 1;
+  s.connect_timeout_ms = 200;
+  free_box b;
+  memset(&b, 0, sizeof b);
+  REQ(new_ctx_counted(&b.ctx, &s) == 0);
+  body q = q_nearest();
+  REQ(mtc_invoke(b.ctx, NULL, q.b, q.n, res_cb_free, &b, NULL) == 0);
+  int64_t t0 = mono_ms();
+  while (b.ctx && mono_ms() - t0 < 3000) step(b.ctx);
+  fprintf(stderr, "    freed from the result (%s DNS, %s loop): error %d after %lld ms, %d fds left\n",
+          silent ? "silent" : "NXDOMAIN", g_host_on ? "host" : "own", b.r.error,
+          (long long)(b.r.at - t0), g_host.n);
+  REQ(b.ctx == NULL && b.r.calls == 1);
+  REQ(b.r.kind == MTC_RESULT_ERROR && b.r.error == MTC_ERR_PROXY_HOST);
+  if (silent) REQ(b.r.at - t0 < 290); /* before c-ares gave up: its query lingered */
+  if (g_host_on) REQ(g_host.n == 0 && g_host.timer_at < 0);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(free_from_dns_callback) {
+  CHECK(free_from_callback(0) == 0);
+  CHECK(free_from_callback(1) == 0);
+  ctx_host_init(&g_host);
+  g_host_on = 1;
+  int rc0 = free_from_callback(0), rc1 = free_from_callback(1);
+  g_host_on = 0;
+  CHECK(rc0 == 0 && rc1 == 0);
+}
+
+/* ---- a lookup superseded after the guard time ---- */
+
+/* The application's clock, which the test moves forward. */
+static int64_t g_clock_offset;
+static int64_t cb_now(void *ud) {
+  (void)ud;
+  return mono_ms() + g_clock_offset;
+}
+
+/* The context's guard (30 s) abandons a lookup the resolver has not ended
+ * (here: the clock jumps while the queries sit unanswered, and only
+ * mtc_invoke runs the pump, not the resolver's timers); after the back-off
+ * the next lookup cancels the old one in c-ares. Then the server answers
+ * both (c-ares retries): the old lookup's late answers are dropped without
+ * a callback, the new one gives the list. */
+static int superseded(void) {
+  env e;
+  REQ(env_start(&e) == 0);
+  mock_dns_set_drop(e.dns, 1);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  mtc_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.on_log = cb_log;
+  cb.now_ms = cb_now;
+  g_clock_offset = 0;
+  mtc_context *ctx = NULL;
+  REQ(mtc_context_new(&ctx, &s, &cb, NULL) == 0);
+  const mtci_proxy_res *p = &ctx->proxy_res;
+  res x, y, z;
+  memset(&x, 0, sizeof x);
+  memset(&y, 0, sizeof y);
+  memset(&z, 0, sizeof z);
+  body q = q_nearest();
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &x, NULL) == 0);
+  REQ(p->state == MTCI_PROXY_RES_RESOLVING && p->lookups == 1);
+  (void)mtc_context_run(ctx, 0);
+  g_clock_offset += MTCI_PROXY_RES_GUARD_MS + 1000;
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &y, NULL) == 0); /* the pump: the guard ends it */
+  REQ(p->state == MTCI_PROXY_RES_FAILED && p->lookup_failures == 1);
+  REQ(p->last_err == MTC_ERR_DISCOVERY_TIMEOUT);
+  g_clock_offset += 1500; /* after the back-off (and the slot's reconnect delay) */
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &z, NULL) == 0);
+  REQ(p->state == MTCI_PROXY_RES_RESOLVING && p->lookups == 2);
+  mock_dns_set_drop(e.dns, 0);
+  mock_dns_stats ds;
+  int64_t end = mono_ms() + 8000;
+  do {
+    (void)mtc_context_run(ctx, 20);
+    mock_dns_stats_get(e.dns, &ds);
+  } while ((p->state == MTCI_PROXY_RES_RESOLVING || ds.a < 2 || ds.aaaa < 2) && mono_ms() < end);
+  mtc_counters c;
+  REQ(ctx_counters(ctx, &c) == 0);
+  fprintf(stderr, "    superseded lookup: state %d, %llu lookups, %llu failed, %llu DNS questions, "
+                  "mock answered %llu A + %llu AAAA of %llu queries\n",
+          (int)p->state, (unsigned long long)p->lookups, (unsigned long long)p->lookup_failures,
+          (unsigned long long)c.dns_queries, (unsigned long long)ds.a, (unsigned long long)ds.aaaa,
+          (unsigned long long)ds.queries);
+  REQ(p->state == MTCI_PROXY_RES_RESOLVED && p->n_ips == 1 && strcmp(p->ips[0].ip, "127.0.0.1") == 0);
+  REQ(ds.a >= 2 && ds.aaaa >= 2); /* the old lookup's retries were answered too */
+  REQ(p->lookups == 2 && p->lookup_failures == 1 && c.dns_queries == 4);
+  mtc_context_free(ctx);
+  REQ(x.calls == 1 && y.calls == 1 && z.calls == 1);
+  g_clock_offset = 0;
+  env_stop(&e);
+  return 0;
+}
+
+TEST(superseded_lookup) { CHECK(superseded() == 0); }
+
+/* connect_timeout_ms 1: the lookup's deadline is 1 ms (c-ares' own try 50
+ * ms). Silent server, two attempts: each lookup ends at its deadline, the
+ * second after the 1 s back-off, then the request fails; the loop sleeps
+ * meanwhile. */
+static int tiny_deadline(void) {
+  env e;
+  REQ(env_start(&e) == 0);
+  mock_dns_set_drop(e.dns, 1);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  s.max_connect_attempts = 2;
+  s.connect_timeout_ms = 1;
+  s.reconnect_initial_ms = 50;
+  mtc_context *ctx = NULL;
+  REQ(new_ctx(&ctx, &s) == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  int64_t t0 = mono_ms();
+  int64_t cpu0 = thread_cpu_ms();
+  REQ(mtc_invoke(ctx, NULL, q.b, q.n, res_cb, &r, NULL) == 0);
+  REQ(wait_res(ctx, &r, 5000) == 0);
+  int64_t cpu = thread_cpu_ms() - cpu0;
+  mtc_counters c;
+  REQ(ctx_counters(ctx, &c) == 0);
+  fprintf(stderr, "    1 ms lookup deadline: error %d after %lld ms, %lld ms CPU, %llu DNS questions\n",
+          r.error, (long long)(r.at - t0), (long long)cpu, (unsigned long long)c.dns_queries);
+  REQ(r.kind == MTC_RESULT_ERROR && r.error == MTC_ERR_PROXY_HOST);
+  REQ(r.at - t0 >= 950 && r.at - t0 < 3000);
+  REQ(c.dns_queries == 4 && c.connects_started == 0);
+  REQ(cpu < 300);
+  mtc_context_free(ctx);
+  env_stop(&e);
+  return 0;
+}
+
+TEST(tiny_lookup_deadline) { CHECK(tiny_deadline() == 0); }
+
 TEST_MAIN("context_proxy", CASE(fixed_addresses), CASE(order), CASE(expiry), CASE(ip_failures),
           CASE(backoff), CASE(stale_or_dropped), CASE(refused_names), CASE(mtproxy_by_name),
           CASE(socks5_by_name), CASE(socks5_by_name_host_loop), CASE(socks5_localhost_no_dns), CASE(mtproxy_nxdomain),
-          CASE(socks5_nxdomain), CASE(silent_dns))
+          CASE(socks5_nxdomain), CASE(silent_dns), CASE(many_and_odd_answers),
+          CASE(free_during_lookup), CASE(free_during_lookup_host_loop), CASE(free_from_dns_callback),
+          CASE(superseded_lookup), CASE(tiny_lookup_deadline))
