@@ -1114,6 +1114,48 @@ TEST(announced_length_does_not_allocate) {
   setup_free(&su);
 }
 
+/* A length word the codec rejects fails as soon as its 4 bytes are in, over
+ * obfuscation as on a plain connection: the stack must not wait for (and
+ * buffer) the body of a frame that can never be valid, and a peer closing
+ * right after such a header is a framing error, not a truncated frame. */
+TEST(bad_length_fails_at_header) {
+  static const struct {
+    mtci_codec_kind kind;
+    uint32_t w;
+    int want;
+  } cases[] = {
+      {MTCI_CODEC_INTERMEDIATE, 5, MTC_ERR_FRAME_LENGTH},      /* not a multiple of 4 */
+      {MTCI_CODEC_INTERMEDIATE, 1022, MTC_ERR_FRAME_LENGTH},
+      {MTCI_CODEC_INTERMEDIATE, MTCI_CODEC_MAX_PAYLOAD + 4, MTC_ERR_FRAME_TOO_LARGE},
+      {MTCI_CODEC_INTERMEDIATE, MTCI_CODEC_MAX_PAYLOAD + 16, MTC_ERR_FRAME_TOO_LARGE},
+      {MTCI_CODEC_INTERMEDIATE, 0, MTC_ERR_FRAME_LENGTH},
+      {MTCI_CODEC_PADDED, 3, MTC_ERR_FRAME_LENGTH},            /* below one word */
+      {MTCI_CODEC_PADDED, 0, MTC_ERR_FRAME_LENGTH},
+      {MTCI_CODEC_PADDED, MTCI_CODEC_MAX_PAYLOAD + 16, MTC_ERR_FRAME_TOO_LARGE},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (int obfs = 0; obfs <= 1; obfs++) {
+      struct combo cb = {cases[i].kind, obfs, SEC_NONE, 0};
+      struct setup su;
+      CHECK_EQ_INT(setup_init(&su, &cb, 0, 70 + i, 0), 0);
+      CHECK_EQ_INT(mtci_stack_start(&su.c.st, NOW), 1);
+      struct xs_rng wire = {71};
+      pump(&su.c, &su.pe, &wire, 0);
+      uint8_t b[4];
+      uint32_t w = cases[i].w;
+      b[0] = (uint8_t)w, b[1] = (uint8_t)(w >> 8), b[2] = (uint8_t)(w >> 16);
+      b[3] = (uint8_t)(w >> 24);
+      peer_emit(&su.pe, b, sizeof b);
+      pump(&su.c, &su.pe, &wire, 1); /* one byte at a time */
+      int err = su.c.err, eof = mtci_stack_eof(&su.c.st);
+      setup_free(&su);
+      if (err != cases[i].want) fprintf(stderr, "  case %zu, %s\n", i, obfs ? "obfs" : "plain");
+      CHECK_EQ_INT(err, cases[i].want);
+      CHECK_EQ_INT(eof, cases[i].want);
+    }
+  }
+}
+
 /* An MTProto-shaped (encrypted: auth_key_id != 0, 24 + 16k bytes) packet
  * of n bytes; contents vary with seed. */
 static uint8_t *shaped_packet(size_t n, unsigned seed) {
@@ -1126,6 +1168,140 @@ static uint8_t *shaped_packet(size_t n, unsigned seed) {
 
 static int got_is(const struct plist *l, size_t i, const uint8_t *d, size_t n) {
   return l->n > i && l->len[i] == n && memcmp(l->data[i], d, n) == 0;
+}
+
+/* ee: the server's bytes (ServerHello, then records of every kind and size
+ * around two packets and a quick ack) cut in two at every offset. Each cut
+ * gives the same events, and end of stream at the cut reports where it
+ * fell: inside the ServerHello or a record (TLS_TRUNCATED), between records
+ * inside a frame (FRAME_TRUNCATED), or between frames (0). Every offset but
+ * the middle of the ServerHello's certificate record, which is sampled. */
+TEST(tls_split_and_eof_at_every_offset) {
+  enum { A = 40, B = 200, SEED = 81 };
+  struct combo ee = {MTCI_CODEC_PADDED, 1, SEC_EE, 0};
+  struct setup su;
+  uint8_t *pa = shaped_packet(A, 5), *pb = shaped_packet(B, 6);
+  struct tbuf wire = {0}, sh = {0}, s = {0};
+  int *want = NULL;
+  const uint32_t token = 0x8123abcdu;
+  /* reference run: the ServerHello, then the peer's plain stream bytes */
+  CHECK_EQ_INT(setup_init(&su, &ee, 1, SEED, 0), 0);
+  CHECK_EQ_INT(mtci_stack_start(&su.c.st, NOW), 0);
+  const uint8_t *p;
+  size_t n = mtci_stack_pending(&su.c.st, &p);
+  peer_feed(&su.pe, p, n);
+  CHECK_EQ_INT(mtci_stack_consumed(&su.c.st, n), 0);
+  tb_put(&sh, su.pe.out.p, su.pe.out.len);
+  su.pe.out.len = 0;
+  client_feed(&su.c, sh.p, sh.len);
+  CHECK(su.c.ready == 1 && su.c.err == 0);
+  n = mtci_stack_pending(&su.c.st, &p);
+  peer_feed(&su.pe, p, n);
+  CHECK(su.pe.err == 0 && su.pe.stage == PS_DATA);
+  su.pe.tls = 0; /* records are cut by hand below */
+  size_t ends[4] = {0};
+  peer_send(&su.pe, pa, A);
+  ends[1] = su.pe.out.len;
+  peer_send(&su.pe, pb, B);
+  ends[2] = su.pe.out.len;
+  peer_quick_ack(&su.pe, token);
+  ends[3] = su.pe.out.len;
+  CHECK_EQ_INT(su.pe.err, 0);
+  tb_put(&s, su.pe.out.p, su.pe.out.len);
+  setup_free(&su);
+
+  /* the wire: ServerHello, then records; -1 stands for a CCS record */
+  static const int sizes[] = {1, 0, 6, -1, 30, 2, 0, 100, 7};
+  tb_put(&wire, sh.p, sh.len);
+  want = malloc((sh.len + s.len + 16 * 12 + 1) * sizeof *want);
+  CHECK(want != NULL);
+  for (size_t k = 0; k < sh.len; k++) want[k] = MTC_ERR_TLS_TRUNCATED;
+  want[sh.len] = 0;
+  size_t sp = 0;
+  for (size_t r = 0; sp < s.len; r++) {
+    size_t len = r < sizeof sizes / sizeof sizes[0] ? (sizes[r] < 0 ? 1 : (size_t)sizes[r])
+                                                    : s.len - sp;
+    int ccs = r < sizeof sizes / sizeof sizes[0] && sizes[r] < 0;
+    if (!ccs && len > s.len - sp) len = s.len - sp;
+    uint8_t h[5] = {ccs ? 0x14 : 0x17, 3, 3, (uint8_t)(len >> 8), (uint8_t)len};
+    size_t o = wire.len;
+    tb_put(&wire, h, 5);
+    if (ccs) tb_put(&wire, (const uint8_t *)"\x01", 1);
+    else tb_put(&wire, s.p + sp, len), sp += len;
+    for (size_t k = o + 1; k < wire.len; k++) want[k] = MTC_ERR_TLS_TRUNCATED;
+    int between = sp == ends[0] || sp == ends[1] || sp == ends[2] || sp == ends[3];
+    want[wire.len] = between ? 0 : MTC_ERR_FRAME_TRUNCATED;
+  }
+  CHECK_EQ_INT(sp, s.len);
+
+  int bad = 0;
+  for (size_t k = 0; k <= wire.len && !bad; k++) {
+    /* the middle of the certificate record is one code path: sample it */
+    if (k > 200 && k + 50 < sh.len && k % 61 != 0) continue;
+    CHECK_EQ_INT(setup_init(&su, &ee, 1, SEED, 0), 0);
+    CHECK_EQ_INT(mtci_stack_start(&su.c.st, NOW), 0);
+    client_feed(&su.c, wire.p, k);
+    int err1 = su.c.err, eof1 = mtci_stack_eof(&su.c.st);
+    client_feed(&su.c, wire.p + k, wire.len - k);
+    int ok = err1 == 0 && eof1 == want[k] && su.c.err == 0 && su.c.ready == 1 &&
+             su.c.got.n == 2 && got_is(&su.c.got, 0, pa, A) && got_is(&su.c.got, 1, pb, B) &&
+             su.c.n_acks == 1 && su.c.acks[0] == token && mtci_stack_eof(&su.c.st) == 0 &&
+             mtci_stack_bytes_in(&su.c.st) == wire.len;
+    if (!ok) {
+      fprintf(stderr, "  cut at %zu of %zu: err %d eof %d (want %d), then err %d, %zu packets\n",
+              k, wire.len, err1, eof1, want[k], su.c.err, su.c.got.n);
+      bad = 1;
+    }
+    setup_free(&su);
+  }
+  CHECK_EQ_INT(bad, 0);
+  free(want);
+  free(pa), free(pb);
+  tb_free(&wire), tb_free(&sh), tb_free(&s);
+}
+
+/* One byte of a queued packet written, trim, more packets queued behind it,
+ * then the rest written in odd pieces: the peer gets every packet once, in
+ * order (plain, obfuscated, ee). */
+TEST(partial_write_trim_then_queue) {
+  static const struct combo cbs[] = {{MTCI_CODEC_ABRIDGED, 0, SEC_NONE, 0},
+                                     {MTCI_CODEC_INTERMEDIATE, 1, SEC_NONE, 0},
+                                     {MTCI_CODEC_PADDED, 1, SEC_EE, 0}};
+  for (size_t i = 0; i < sizeof cbs / sizeof cbs[0]; i++) {
+    struct setup su;
+    CHECK_EQ_INT(setup_init(&su, &cbs[i], 1, 90 + i, 0), 0);
+    CHECK(mtci_stack_start(&su.c.st, NOW) >= 0);
+    struct xs_rng wire = {91};
+    pump(&su.c, &su.pe, &wire, 0);
+    CHECK(mtci_stack_ready(&su.c.st) && su.c.err == 0 && su.pe.err == 0);
+    uint8_t *pk[4];
+    static const size_t lens[4] = {40, 24 + 16 * 190, 24, 24 + 16 * 560}; /* 24 + 16k */
+    for (int j = 0; j < 4; j++) pk[j] = shaped_packet(lens[j], (unsigned)(j + 10 * i));
+    const uint8_t *p;
+    CHECK_EQ_INT(mtci_stack_send_packet(&su.c.st, pk[0], lens[0], 0), 0);
+    CHECK(mtci_stack_pending(&su.c.st, &p) > 1);
+    peer_feed(&su.pe, p, 1);
+    CHECK_EQ_INT(mtci_stack_consumed(&su.c.st, 1), 0);
+    mtci_stack_trim(&su.c.st);
+    CHECK_EQ_INT(mtci_stack_send_packet(&su.c.st, pk[1], lens[1], 0), 0);
+    size_t n = mtci_stack_pending(&su.c.st, &p);
+    peer_feed(&su.pe, p, n - 1); /* all but the last byte */
+    CHECK_EQ_INT(mtci_stack_consumed(&su.c.st, n - 1), 0);
+    mtci_stack_trim(&su.c.st);
+    CHECK_EQ_INT(mtci_stack_send_packet(&su.c.st, pk[2], lens[2], 0), 0);
+    CHECK_EQ_INT(mtci_stack_send_packet(&su.c.st, pk[3], lens[3], 0), 0);
+    pump(&su.c, &su.pe, &wire, 0);
+    int ok = su.c.err == 0 && su.pe.err == 0 && su.pe.got.n == 4;
+    for (int j = 0; j < 4 && ok; j++) ok = got_is(&su.pe.got, (size_t)j, pk[j], lens[j]);
+    ok = ok && mtci_stack_bytes_out(&su.c.st) == su.pe.raw_in;
+    if (!ok)
+      fprintf(stderr, "  config %zu: err %d/%d, %zu packets, out %llu in %llu\n", i, su.c.err,
+              su.pe.err, su.pe.got.n, (unsigned long long)mtci_stack_bytes_out(&su.c.st),
+              (unsigned long long)su.pe.raw_in);
+    for (int j = 0; j < 4; j++) free(pk[j]);
+    setup_free(&su);
+    CHECK(ok);
+  }
 }
 
 /* Drained buffers stay allocated while traffic flows, up to MTCI_STACK_KEEP,
@@ -1274,5 +1450,7 @@ TEST_MAIN("stack", CASE(obfuscated2_vector_dd), CASE(plain_abridged_bytes), CASE
           CASE(call_order_and_sizes), CASE(handshake_failures), CASE(secret_forcing),
           CASE(ee_wrong_server_digest), CASE(socks5_answers_in_one_feed),
           CASE(tls_records_in), CASE(announced_length_does_not_allocate),
+          CASE(bad_length_fails_at_header), CASE(tls_split_and_eof_at_every_offset),
+          CASE(partial_write_trim_then_queue),
           CASE(drained_buffers_kept_until_trim), CASE(conn_trim_releases_stack_buffers),
           CASE(matrix_random_splits), CASE(matrix_byte_by_byte))
