@@ -488,7 +488,13 @@ static size_t add_endpoints(mtc_context *ctx, const mtci_simple_config *cfg, uin
     if (put_first(dc, &o)) *changed |= 1u << i;
     *dcs |= 1u << i;
     added++;
-    if (d->n_eps < MTCI_CTX_DISC_MAX_REMEMBERED) {
+    /* a config may list an endpoint twice: remember it once, so the count
+     * of a DC's discovered endpoints never exceeds its set (extend_round) */
+    int seen = 0;
+    for (size_t m = 0; m < d->n_eps && !seen; m++)
+      seen = d->eps[m].dc_id == e->dc_id && d->eps[m].port == e->port &&
+             strcmp(d->eps[m].ip, e->ipv4) == 0;
+    if (!seen && d->n_eps < MTCI_CTX_DISC_MAX_REMEMBERED) {
       mtci_ctx_disc_ep *r = &d->eps[d->n_eps++];
       r->dc_id = e->dc_id;
       memcpy(r->ip, e->ipv4, sizeof r->ip);
@@ -502,6 +508,7 @@ static size_t add_endpoints(mtc_context *ctx, const mtci_simple_config *cfg, uin
  * may use, inserted into its running round right after what was dialed. */
 static void extend_round(mtc_context *ctx, mtci_slot *s, size_t n, int64_t now) {
   const mtci_dc *dc = ctx->dcs.dcs[s->dci];
+  if (n > dc->n_addrs) n = dc->n_addrs; /* never past the set's end */
   mtci_choice ch;
   memset(&ch, 0, sizeof ch);
   ch.media = s->media;

@@ -256,8 +256,9 @@ int mtci_store_save_file(const char *path, const char *data, size_t len, char *m
  *                              keys: the auth keys in it grant full account
  *                              access; fix with chmod 600;
  *   MTC_ERR_STORE_TOO_LARGE    over MTCI_STATE_MAX_JSON bytes;
- *   MTC_ERR_STORE_IO           any other failure (not a regular file, EACCES,
- *                              read error), msg says which;
+ *   MTC_ERR_STORE_IO           any other failure (not a regular file, a
+ *                              symlink to a missing file, EACCES, read
+ *                              error), msg says which;
  *   MTC_ERR_NOMEM.
  * Never writes to the file.
  */

@@ -143,6 +143,12 @@ int mtci_store_load_file(const char *path, char **data, size_t *len, char *msg, 
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
+    struct stat lsb;
+    /* A dangling symlink is somebody's state elsewhere (an unmounted
+     * volume): not a fresh start, whose first save would replace the link. */
+    if (e == ENOENT && lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode))
+      return mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len,
+                              "the state path is a symlink to a missing file");
     if (e == ENOENT)
       return mtci_store_failf(MTC_ERR_STORE_NOT_FOUND, msg, msg_len, "no state file (a fresh start)");
     return mtci_store_failf(MTC_ERR_STORE_IO, msg, msg_len, "cannot open the state file: %s",

@@ -758,6 +758,80 @@ static int silent_seed(void) {
 
 TEST(silent_seed) { CHECK(silent_seed() == 0); }
 
+/* ---- a config that lists one endpoint several times --------------------------------------------------
+ *
+ * DC 2's seed is black-holed (a listener whose accept queue is full: the
+ * kernel drops the SYN, so the dial stays pending) and the time trigger
+ * starts discovery while that dial is still running. The config gives DC 2
+ * the endpoint X three times and Y once (both refuse). The running round
+ * gets the new front entries of the set: exactly X and Y, never an entry
+ * past the end of the set (an empty ip, port 0). */
+
+static int dup_endpoints(void) {
+  denv e;
+  REQ(denv_start(&e, 0, 0, 0) == 0);
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  REQ(lfd >= 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t sl = sizeof sa;
+  REQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 0) == 0);
+  REQ(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+  int fill[3];
+  for (int i = 0; i < 3; i++) { /* fill the accept queue; later SYNs are dropped */
+    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    REQ(fill[i] >= 0);
+    (void)connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+  }
+  e.base.seeds[1].port = ntohs(sa.sin_port); /* DC 2 */
+  uint16_t alt[5];
+  for (int dc = 1; dc <= 5; dc++) alt[dc - 1] = mock_dc_alt_port(e.base.cl, dc);
+  mock_sconf_ip ips[5], dc2[4];
+  mock_sconf_rule rules[5];
+  make_rules(alt, ips, rules);
+  for (int i = 0; i < 4; i++) {
+    memset(&dc2[i], 0, sizeof dc2[i]);
+    dc2[i].ip[0] = 127;
+    dc2[i].ip[3] = i == 3 ? 2 : 1; /* X = 127.0.0.1:1 three times, Y = 127.0.0.2:1 */
+    dc2[i].port = 1;
+  }
+  rules[1].ips = dc2;
+  rules[1].n_ips = 4;
+  REQ(mock_doh_set_rules(e.g, 0, 0, rules, 5) == 0);
+  REQ(mock_doh_set_rules(e.c, 0, 0, rules, 5) == 0);
+  mtc_settings s;
+  denv_settings(&e, &s);
+  s.discovery_after_ms = 500;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "dup") == 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  body q = q_nearest();
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = 2500;
+  REQ(h_call(&h, &o, &q, &r, WAIT_MS) == 0);
+  REQ(r.kind == MTC_RESULT_ERROR); /* nothing of DC 2 answers */
+  ctx_res_clear(&r);
+  mtc_counters c;
+  REQ(get_counters(&h, &c, NULL) == 0);
+  fprintf(stderr, "    duplicated endpoint: %llu discovery runs, dc 2: %llu connects (%llu failed)\n",
+          (unsigned long long)c.discovery_runs, (unsigned long long)dc_ctr(&c, 2)->connects_started,
+          (unsigned long long)dc_ctr(&c, 2)->connects_failed);
+  REQ(c.discovery_runs == 1 && c.discovery_failures == 0);
+  REQ(h.log && strstr(h.log, "connect to 127.0.0.1:1 failed") && strstr(h.log, "connect to 127.0.0.2:1 failed"));
+  REQ(!strstr(h.log, "connecting to :") && !strstr(h.log, "connect to :") && !strstr(h.log, ":0 failed"));
+  h_free(&h);
+  for (int i = 0; i < 3; i++) close(fill[i]);
+  close(lfd);
+  denv_stop(&e);
+  return 0;
+}
+
+TEST(dup_endpoints) { CHECK(dup_endpoints() == 0); }
+
 /* ---- ipPortSecret (ee) through the mock MTProxy, clocks 2 h ahead of ours ---------------------------- */
 
 static int secret_clock(void) {
@@ -1055,6 +1129,7 @@ int main(int argc, char **argv) {
       CASE(settings),        CASE(healthy_start), CASE(blocked_seeds_run), CASE(blocked_seeds_host),
       CASE(google_tampered), CASE(google_malformed), CASE(google_oversized), CASE(both_expired),
       CASE(silent_seed),     CASE(secret_clock),     CASE(phone_rules_learnt), CASE(phone_rules_given),
+      CASE(dup_endpoints),
   };
   return ctx_test_run("context_discovery", cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -1129,6 +1129,72 @@ TEST(file_load_failures) {
   rm_tree(tmp_root);
 }
 
+/* Symlinks, FIFOs, modes. A symlink at the path is replaced by the file on
+ * save, its target untouched; a symlink whose target is missing (say, on a
+ * volume that is not mounted) is not "no state": loading it must not look
+ * like a fresh start, or the first save would replace the link and the
+ * keys behind it would be orphaned. A FIFO is refused without blocking. A
+ * save over a file with loose permissions, or under umask 0777, leaves
+ * mode 0600. */
+TEST(file_links_modes) {
+  CHECK(make_tmp());
+  char path[160], target[160], msg[256];
+  snprintf(path, sizeof path, "%s/state.json", tmp_root);
+  snprintf(target, sizeof target, "%s/target.json", tmp_root);
+  mtci_state *a = new_state(), *b = new_state(), *got = new_state();
+  CHECK(a && b && got);
+  fill_small(a);
+  fill_full(b);
+
+  /* A symlink to a missing file: STORE_IO naming it, nothing created. */
+  CHECK(symlink("target.json", path) == 0);
+  CHECK_EQ_INT(mtci_store_load(path, got, msg, sizeof msg), MTC_ERR_STORE_IO);
+  CHECK(strstr(msg, "symlink") != NULL);
+  CHECK_EQ_INT(count_entries(tmp_root), 1);
+  struct stat sb;
+  CHECK(lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode));
+
+  /* A symlink to a state file: loads through the link; a save replaces the
+   * link with a regular file and leaves the target's bytes alone. */
+  CHECK(write_raw(target, SMALL_JSON, strlen(SMALL_JSON), 0600) == 0);
+  CHECK_EQ_INT(mtci_store_load(path, got, msg, sizeof msg), 0);
+  CHECK(state_diff(a, got) == NULL);
+  CHECK_EQ_INT(mtci_store_save(path, b, msg, sizeof msg), 0);
+  CHECK(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0777) == 0600);
+  size_t n = 0;
+  char *bytes = slurp(target, &n);
+  CHECK(bytes);
+  int same = n == strlen(SMALL_JSON) && memcmp(bytes, SMALL_JSON, n) == 0;
+  free(bytes);
+  CHECK(same);
+  CHECK_EQ_INT(mtci_store_load(path, got, msg, sizeof msg), 0);
+  CHECK(state_diff(b, got) == NULL);
+  CHECK_EQ_INT(count_entries(tmp_root), 2);
+
+  /* A save over a file with loose permissions, under umask 0777. */
+  CHECK(chmod(path, 0666) == 0);
+  CHECK_EQ_INT(mtci_store_load(path, got, msg, sizeof msg), MTC_ERR_STORE_PERMISSIONS);
+  mode_t old_mask = umask(0777);
+  int rc = mtci_store_save(path, a, msg, sizeof msg);
+  umask(old_mask);
+  CHECK_EQ_INT(rc, 0);
+  CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+  CHECK_EQ_INT(mtci_store_load(path, got, msg, sizeof msg), 0);
+  CHECK(state_diff(a, got) == NULL);
+  CHECK_EQ_INT(count_entries(tmp_root), 2);
+
+  /* A FIFO: refused at once (no writer needed), not read. */
+  char fifo[160];
+  snprintf(fifo, sizeof fifo, "%s/fifo.json", tmp_root);
+  CHECK(mkfifo(fifo, 0600) == 0);
+  CHECK_EQ_INT(mtci_store_load(fifo, got, msg, sizeof msg), MTC_ERR_STORE_IO);
+  CHECK(strstr(msg, "not a regular file") != NULL);
+  free_state(a);
+  free_state(b);
+  free_state(got);
+  rm_tree(tmp_root);
+}
+
 TEST(strerror_texts) {
   static const int codes[] = {MTC_ERR_STORE_CORRUPT, MTC_ERR_STORE_VERSION,
                               MTC_ERR_STORE_NOT_FOUND, MTC_ERR_STORE_IO,
@@ -1143,4 +1209,5 @@ TEST_MAIN("store", CASE(exact_json_small), CASE(empty_state), CASE(round_trip_fu
           CASE(truncated_everywhere), CASE(corrupt_keys), CASE(corrupt_addresses),
           CASE(corrupt_structure), CASE(unknown_fields_ignored), CASE(too_large),
           CASE(save_refuses_invalid_state), CASE(state_helpers), CASE(file_save_load),
-          CASE(file_save_failures), CASE(file_load_failures), CASE(strerror_texts))
+          CASE(file_save_failures), CASE(file_load_failures), CASE(file_links_modes),
+          CASE(strerror_texts))
