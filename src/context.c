@@ -615,8 +615,12 @@ static int slot_has_sent(const mtc_context *ctx, const mtci_slot *s) {
  * or the one known is about to expire). */
 static int needs_temp(mtc_context *ctx, const mtci_slot *s, int64_t now) {
   const mtci_dc *dc = dc_of(ctx, s);
+  /* a background renewal makes the next one: the key serves until it expires
+   * (dropping it would stop the renewal; short lifetimes start it within the
+   * last 2 s) */
+  int64_t margin = dcx_of(ctx, s)->renewing == RENEW_BACKGROUND ? 0 : 2;
   return ctx->set.pfs && dc->has_perm &&
-         (!dc->has_temp || server_now_s(ctx, now) >= dc->temp_expires_at - 2);
+         (!dc->has_temp || server_now_s(ctx, now) >= dc->temp_expires_at - margin);
 }
 
 /* Close a slot's connection and dial attempts (its session stays). */
@@ -884,6 +888,11 @@ static void send_bind(mtc_context *ctx, mtci_slot *s) {
     id = rn->key_id;
     exp = rn->expires_at;
   } else if (!dc->has_temp || dc->temp_bound || x->bind.slot || s->key_id != dc->temp_key_id) {
+    return;
+  } else if (x->renewing == RENEW_BACKGROUND && x->rn && (x->rn->bind.slot || x->rn->bound)) {
+    /* the renewal's bind unbound this key (a 401 before its answer came):
+     * binding it again would unbind the next key; the switch (or the
+     * fallback) follows */
     return;
   }
   uint8_t nb[8];
@@ -1342,9 +1351,14 @@ static void emit_key_created(mtc_context *ctx, int dc_id, int temp, uint64_t key
   emit(ctx, &ev);
 }
 
-/* A key the server accepted: its clock corrects ours; the result is wiped. */
+/* A key the server accepted: its clock corrects ours; the result is wiped.
+ * The handshake's offset is in whole seconds (server_time), so it is only
+ * within a second of the truth; an offset already synced to the
+ * millisecond by a session (msg_ids) that agrees with it that closely is
+ * kept, else every renewal would move the clock by up to a second. */
 static void key_taken(mtc_context *ctx, mtci_slot *s, mtci_auth_result *k) {
-  ctx->time_offset_ms = k->time_offset * 1000;
+  int64_t coarse = k->time_offset * 1000, d = ctx->time_offset_ms - coarse;
+  if (!ctx->time_synced || d <= -1000 || d >= 1000) ctx->time_offset_ms = coarse;
   ctx->time_synced = 1;
   mtci_auth_result_clear(k);
   s->failures = 0;
@@ -1978,9 +1992,14 @@ static void drain(mtc_context *ctx, mtci_slot *s, int64_t now) {
     default: break;
     }
   }
-  if (s->has_sess && ctx->time_synced == 0) {
+  if (s->has_sess) {
+    /* A session's offset only moves forward, to the newest server msg_id's
+     * time minus the one-way delay: never above the truth. It corrects a
+     * handshake's whole-second offset, which can be up to a second behind
+     * (key renewal would then be late by as much). Moves under 50 ms are
+     * left alone: no state save per packet. */
     int64_t off = mtci_session_server_time_ms(s->sess, 0);
-    if (off != ctx->time_offset_ms) {
+    if (ctx->time_synced ? off >= ctx->time_offset_ms + 50 : off != ctx->time_offset_ms) {
       ctx->time_offset_ms = off;
       ctx->dirty_minor = 1;
     }

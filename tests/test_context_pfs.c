@@ -45,6 +45,10 @@ typedef struct harness {
   char bound_id[17]; /* hex id of the temp key bound last (from the log) */
   unsigned main_lost[8]; /* CONN_STATE RECONNECTING of DC i's main connection */
   unsigned recreated;    /* SESSION_RECREATED events */
+  unsigned switched;     /* background renewals switched over (from the log) */
+  unsigned next_keys;    /* next temp keys made by the renewal slot (from the log) */
+  char next_id[17];      /* hex id of the last of them */
+  unsigned due_bg;       /* background renewals started (from the log) */
 } harness;
 
 static void cb_event(void *ud, const mtc_event *ev) {
@@ -65,6 +69,14 @@ static void cb_log(void *ud, mtc_log_level level, const char *line) {
     memcpy(h->bound_id, k + 16, 16);
     h->bound_id[16] = 0;
   }
+  if (strstr(line, ": switched to temporary key ")) h->switched++;
+  const char *nk = strstr(line, ": next temporary auth key created (id ");
+  if (nk && strlen(nk + 38) >= 16) {
+    h->next_keys++;
+    memcpy(h->next_id, nk + 38, 16);
+    h->next_id[16] = 0;
+  }
+  if (strstr(line, " due for renewal (in the background)")) h->due_bg++;
   if (g_verbose) fprintf(stderr, "    [%lld %d] %s\n", (long long)(mono_ms() % 100000), level, line);
 }
 
@@ -312,6 +324,56 @@ TEST(short_lifetime_renewed_before_expiry) {
   ctx_env_stop(&e);
 }
 
+/* The state file's time_offset_ms (server - local); -1000000 if unreadable. */
+static int64_t state_time_offset(const char *path) {
+  json_t *root = json_load_file(path, 0, NULL);
+  json_t *v = root ? json_object_get(root, "time_offset_ms") : NULL;
+  int64_t off = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1000000;
+  json_decref(root);
+  return off;
+}
+
+static int64_t wall_ms_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The server's clock is 600 ms ahead of ours. A handshake only says the
+ * server's whole second: started early in a second of ours (the server
+ * then reads x.0..x.4 + 0.6 s), it gives an offset of 0, 600 ms behind,
+ * and key renewal would be due that much late. The sessions' msg_ids show
+ * the server's milliseconds; the context's clock must follow them (the
+ * state file keeps what the context uses).
+ */
+TEST(handshake_offset_refined_by_sessions) {
+  env e;
+  CHECK_EQ_INT(env_start(&e), 0);
+  for (int dc = 1; dc <= CTX_ENV_DCS; dc++)
+    CHECK_EQ_INT(ctx_set_fault(e.cl, dc, "clock_offset_ms=600"), 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  /* start in the first 100 ms of a second of ours (bounded wait) */
+  for (int i = 0; i < 1200 && wall_ms_now() % 1000 >= 100; i++) {
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  harness h;
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  body q = q_nearest();
+  for (int i = 0; i < 3; i++) CHECK_EQ_INT(call_ok(&h, 2, &q), 0);
+  mtc_counters c;
+  CHECK_EQ_INT(h_counters(&h, &c), 0);
+  CHECK_EQ_INT(c.handshakes_temp, 1);
+  h_stop(&h); /* saves the state */
+  int64_t off = state_time_offset(e.state_path);
+  fprintf(stderr, "    server clock +600 ms: the context's offset %lld ms\n", (long long)off);
+  CHECK(off >= 450);
+  CHECK(off <= 700);
+  ctx_env_stop(&e);
+}
+
 static int copy_file(const char *from, const char *to) {
   FILE *f = fopen(from, "rb");
   if (!f) return -1;
@@ -538,19 +600,23 @@ TEST(renewal_fails_then_old_way) {
   /* one connection allowed from now on: this one; the renewal's are extra */
   CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "flood_connects=1,flood_window_ms=30000"), 0);
   CHECK_EQ_INT(tcp_poke(mock_dc_port(e.cl, 5)), 0);
-  /* until past the renewal point: the old key still serves */
-  int64_t end = mono_ms() + 2900;
-  while (mono_ms() < end) {
+  /* until the renewal (1 s before expiry, 2..3 s after the key was made)
+   * has failed once: the old key still serves meanwhile. Waiting for the
+   * failure, not a fixed time, keeps a loaded machine from ending the wait
+   * just before the renewal starts. */
+  mtc_counters c;
+  int failed = 0;
+  int64_t end = mono_ms() + 3500;
+  while (failed == 0 && mono_ms() < end) {
     CHECK_EQ_INT(call_ok(&h, 5, &q), 0);
     h_idle(&h, 100);
+    CHECK_EQ_INT(h_counters(&h, &c), 0);
+    for (size_t i = 0; i < c.n_dcs; i++)
+      if (c.dcs[i].dc_id == 5) failed = (int)c.dcs[i].handshakes_failed;
   }
-  mtc_counters c;
-  CHECK_EQ_INT(h_counters(&h, &c), 0);
-  CHECK_EQ_INT(c.handshakes_temp, 1);
-  int failed = 0;
-  for (size_t i = 0; i < c.n_dcs; i++)
-    if (c.dcs[i].dc_id == 5) failed = (int)c.dcs[i].handshakes_failed;
   CHECK(failed >= 1);
+  CHECK_EQ_INT(c.handshakes_temp, 1);
+  CHECK_EQ_INT(call_ok(&h, 5, &q), 0); /* after the failure too */
   h_idle(&h, 1200); /* the old key expires: the old way */
   CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "flood_connects=0"), 0);
   CHECK_EQ_INT(call_ok(&h, 5, &q), 0);
@@ -565,7 +631,296 @@ TEST(renewal_fails_then_old_way) {
   ctx_env_stop(&e);
 }
 
+/* Wait (bounded) until every result of rs[0..n) came; the number still missing. */
+static int h_wait_all(harness *h, const res *rs, int n, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  for (int i = 0; i < n && mono_ms() < end; i++)
+    while (rs[i].calls == 0 && mono_ms() < end) (void)mtc_context_run(h->ctx, 20);
+  int missing = 0;
+  for (int i = 0; i < n; i++) missing += rs[i].calls == 0;
+  return missing;
+}
+
+/* Requests of rs[0..n) answered other than exactly once with a result. */
+static int not_ok_once(const res *rs, int n) {
+  int bad = 0;
+  for (int i = 0; i < n; i++) bad += rs[i].calls != 1 || rs[i].kind != MTC_RESULT_OK;
+  return bad;
+}
+
+#define LATE_MAX 64
+
+/*
+ * The renewal's bind runs on the server but its answer is late (dropped
+ * here): the server unbound the old key, so the main session's requests
+ * meet 401 AUTH_KEY_PERM_EMPTY. That must not bind the old key again (it
+ * would unbind the new key the DC is about to switch to, and the answer of
+ * a bind in flight blocks the fallback): the requests wait for the switch
+ * or, as here, for the fallback at expiry, and are answered once.
+ */
+TEST(renewal_bind_late_old_key_not_rebound) {
+  env e;
+  CHECK_EQ_INT(env_start(&e), 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  s.temp_key_expires_s = 4;
+  s.reconnect_initial_ms = 200;
+  s.reconnect_max_ms = 400;
+  harness h;
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  body q = q_send_code();
+  CHECK_EQ_INT(call_ok(&h, 5, &q), 0);
+  CHECK_EQ_INT(mock_binds(&e, 5), 1);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method=auth.bindTempAuthKey"), 0);
+  uint64_t e401_0 = mock_error(&e, 5, "401 AUTH_KEY_PERM_EMPTY");
+  static res rs[LATE_MAX];
+  memset(rs, 0, sizeof rs);
+  int n = 0;
+  int64_t t0 = mono_ms(), next = t0, seen = 0;
+  while (mono_ms() - t0 < 6000 && n < LATE_MAX) {
+    if (!seen && mock_error(&e, 5, "401 AUTH_KEY_PERM_EMPTY") > e401_0) seen = mono_ms();
+    if (seen && mono_ms() - seen > 400) break;
+    if (mono_ms() >= next) {
+      mtc_invoke_options o;
+      memset(&o, 0, sizeof o);
+      o.target = MTC_TARGET_DC;
+      o.dc_id = 5;
+      CHECK_EQ_INT(mtc_invoke(h.ctx, &o, q.b, q.n, res_cb, &rs[n], NULL), 0);
+      n++;
+      next += 100;
+    }
+    (void)mtc_context_run(h.ctx, 10);
+  }
+  CHECK(seen != 0);              /* the renewal's bind unbound the old key */
+  CHECK_EQ_INT(h.next_keys, 1);
+  CHECK_EQ_INT(h.switched, 0);   /* its answer never came */
+  CHECK_EQ_INT(mock_binds(&e, 5), 2); /* the first key and the next one: never the first again */
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method="), 0);
+  CHECK_EQ_INT(h_wait_all(&h, rs, n, WAIT_MS), 0);
+  CHECK_EQ_INT(not_ok_once(rs, n), 0);
+  h_idle(&h, 200);
+  CHECK_EQ_INT(not_ok_once(rs, n), 0);
+  h_stop(&h);
+  ctx_env_stop(&e);
+}
+
+/* Run the context until *flag reaches want (bounded): 0, or -1. */
+static int h_until(harness *h, const unsigned *flag, unsigned want, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  while (*flag < want && mono_ms() < end) (void)mtc_context_run(h->ctx, 10);
+  return *flag >= want ? 0 : -1;
+}
+
+static int invoke_dc(harness *h, int dc, const body *q, int timeout_ms, res *r, uint64_t *id) {
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = dc;
+  o.timeout_ms = timeout_ms;
+  return mtc_invoke(h->ctx, &o, q->b, q->n, res_cb, r, id);
+}
+
+/*
+ * Requests left on the retired slot (the old main session after a switch;
+ * their answers never come here) end the ways an application ends them:
+ * one cancelled, one timed out, one still in flight when the context is
+ * freed. Each gets one result; none is resent; the old connection stays
+ * while a request is in flight on it; the new main session serves.
+ */
+TEST(retired_requests_cancel_timeout_free) {
+  env e;
+  CHECK_EQ_INT(env_start(&e), 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  s.temp_key_expires_s = 4;
+  harness h;
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  body code = q_send_code(), near = q_nearest();
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method=help.getNearestDc"), 0);
+  uint64_t near0 = ctx_mock_method(e.cl, 5, "help.getNearestDc");
+  res a, b, c;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  memset(&c, 0, sizeof c);
+  uint64_t c_id = 0;
+  CHECK_EQ_INT(invoke_dc(&h, 5, &near, 0, &a, NULL), 0);
+  CHECK_EQ_INT(invoke_dc(&h, 5, &near, 0, &c, &c_id), 0);
+  CHECK_EQ_INT(h_until(&h, &h.due_bg, 1, 5000), 0);
+  CHECK_EQ_INT(invoke_dc(&h, 5, &near, 300, &b, NULL), 0); /* times out after the switch */
+  CHECK_EQ_INT(h_until(&h, &h.switched, 1, 3000), 0);
+  CHECK_EQ_INT(a.calls + b.calls + c.calls, 0);
+  CHECK_EQ_INT(ctx_mock_method(e.cl, 5, "help.getNearestDc") - near0, 3);
+  CHECK_EQ_INT(mock_dc_conn_count(e.cl, 5), 2); /* the new main and the retired one */
+  CHECK_EQ_INT(mtc_cancel(h.ctx, c_id), 0);
+  CHECK_EQ_INT(c.calls, 1);
+  CHECK_EQ_INT(c.kind, MTC_RESULT_CANCELLED);
+  CHECK_EQ_INT(h_wait(&h, &b, 1000), 0);
+  CHECK_EQ_INT(b.kind, MTC_RESULT_ERROR);
+  CHECK_EQ_INT(b.error, MTC_ERR_TIMEOUT);
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0); /* the new session */
+  h_idle(&h, 100); /* (well before the old key expires: it would end the retired session) */
+  CHECK_EQ_INT(a.calls, 0);
+  CHECK_EQ_INT(mock_dc_conn_count(e.cl, 5), 2); /* a is still in flight on the old one */
+  CHECK_EQ_INT(ctx_mock_method(e.cl, 5, "help.getNearestDc") - near0, 3); /* none resent */
+  h_stop(&h); /* a on the retired slot: cancelled once, nothing leaks (ASan) */
+  CHECK_EQ_INT(a.calls, 1);
+  CHECK_EQ_INT(a.kind, MTC_RESULT_CANCELLED);
+  CHECK_EQ_INT(b.calls + c.calls, 2);
+  ctx_res_clear(&a);
+  ctx_res_clear(&b);
+  ctx_res_clear(&c);
+  ctx_env_stop(&e);
+}
+
+/*
+ * The context is freed while a renewal is under way: the next key is made
+ * and its bind done on the server, but the answer never came. Nothing
+ * leaks (ASan), the state file only ever holds the bound first key, never
+ * the next one, and the next run works from it.
+ */
+TEST(free_mid_renewal_state_keeps_bound_key) {
+  env e;
+  CHECK_EQ_INT(env_start(&e), 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.temp_key_expires_s = 4;
+  harness h;
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  body code = q_send_code();
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0);
+  char first[17];
+  memcpy(first, h.bound_id, sizeof first);
+  CHECK(first[0] != 0);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method=auth.bindTempAuthKey"), 0);
+  int64_t end = mono_ms() + 5000;
+  while (mock_binds(&e, 5) < 2 && mono_ms() < end) (void)mtc_context_run(h.ctx, 10);
+  CHECK_EQ_INT(mock_binds(&e, 5), 2);
+  CHECK_EQ_INT(h.next_keys, 1);
+  CHECK_EQ_INT(h.switched, 0);
+  CHECK(strcmp(h.next_id, first) != 0);
+  CHECK_EQ_INT(mtc_context_save(h.ctx), 0);
+  char saved[17] = "";
+  int bound = 0;
+  CHECK_EQ_INT(state_temp_key(e.state_path, 5, saved, &bound), 0);
+  CHECK(strcmp(saved, first) == 0);
+  CHECK_EQ_INT(bound, 1);
+  char next[17];
+  memcpy(next, h.next_id, sizeof next);
+  h_stop(&h);
+  CHECK_EQ_INT(state_temp_key(e.state_path, 5, saved, &bound), 0);
+  CHECK(strcmp(saved, first) == 0);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method="), 0);
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0);
+  CHECK_EQ_INT(mtc_context_save(h.ctx), 0);
+  CHECK_EQ_INT(state_temp_key(e.state_path, 5, saved, &bound), 0);
+  CHECK(strcmp(saved, next) != 0);
+  CHECK(strcmp(saved, h.bound_id) == 0);
+  CHECK_EQ_INT(bound, 1);
+  h_stop(&h);
+  ctx_env_stop(&e);
+}
+
+/*
+ * A media request in flight over the switch whose answer never comes keeps
+ * the media session on the old key (it takes no new requests meanwhile).
+ * Once the old key expires the server answers that session's connection
+ * with -404: only that session goes (its request is resent on the new
+ * key), the DC's new key stays, and the waiting request is served too.
+ */
+TEST(media_old_key_session_ends_on_404) {
+  env e;
+  CHECK_EQ_INT(env_start(&e), 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  s.temp_key_expires_s = 4;
+  s.media_connections_per_dc = 1;
+  harness h;
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  body code = q_send_code(), near = q_nearest();
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method=help.getNearestDc"), 0);
+  res a, b;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_MEDIA;
+  o.dc_id = 5;
+  CHECK_EQ_INT(mtc_invoke(h.ctx, &o, near.b, near.n, res_cb, &a, NULL), 0);
+  CHECK_EQ_INT(h_until(&h, &h.switched, 1, 6000), 0);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "drop_method="), 0);
+  CHECK_EQ_INT(mtc_invoke(h.ctx, &o, near.b, near.n, res_cb, &b, NULL), 0);
+  CHECK_EQ_INT(h_wait(&h, &b, 5000), 0);
+  CHECK_EQ_INT(h_wait(&h, &a, 1000), 0);
+  h_idle(&h, 100);
+  CHECK_EQ_INT(a.calls, 1);
+  CHECK_EQ_INT(a.kind, MTC_RESULT_OK);
+  CHECK_EQ_INT(b.calls, 1);
+  CHECK_EQ_INT(b.kind, MTC_RESULT_OK);
+  mock_sum m;
+  mock_totals(&e, &m);
+  CHECK_EQ_INT(m.t404, 1);          /* the old key's session */
+  CHECK_EQ_INT(h.key_dropped[1], 0); /* the DC's key is not the one the server forgot */
+  CHECK_EQ_INT(m.temp, 2);
+  CHECK_EQ_INT(m.binds, 2);
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0);
+  ctx_res_clear(&a);
+  ctx_res_clear(&b);
+  h_stop(&h);
+  ctx_env_stop(&e);
+}
+
+/*
+ * The DC's main connection dies while the background renewal runs (a 4 s
+ * key: within the last 2 s of the old key). The main slot reconnects on the
+ * old key, which still serves, instead of dropping it (that would stop the
+ * renewal and make the key the old way); the renewal switches over as
+ * usual and every request is answered once.
+ */
+TEST(main_lost_during_renewal_keeps_renewal) {
+  env e;
+  CHECK_EQ_INT(env_start(&e), 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  s.temp_key_expires_s = 4;
+  harness h;
+  CHECK_EQ_INT(h_start(&h, &s), 0);
+  body code = q_send_code();
+  for (int i = 0; i < 12; i++) CHECK_EQ_INT(call_ok(&h, 5, &code), 0); /* main: > 12 frames */
+  CHECK_EQ_INT(h_until(&h, &h.due_bg, 1, 5000), 0);
+  /* the main connection closes at its next frame; the renewal's needs fewer */
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "close_after_frames=12"), 0);
+  res r;
+  memset(&r, 0, sizeof r);
+  CHECK_EQ_INT(invoke_dc(&h, 5, &code, 0, &r, NULL), 0);
+  CHECK_EQ_INT(h_until(&h, &h.main_lost[5], 1, 2000), 0);
+  CHECK_EQ_INT(h_until(&h, &h.switched, 1, 2000), 0);
+  CHECK_EQ_INT(ctx_set_fault(e.cl, 5, "close_after_frames=0"), 0);
+  CHECK_EQ_INT(h_wait(&h, &r, WAIT_MS), 0);
+  CHECK_EQ_INT(r.calls, 1);
+  CHECK_EQ_INT(r.kind, MTC_RESULT_OK);
+  CHECK_EQ_INT(call_ok(&h, 5, &code), 0);
+  CHECK_EQ_INT(h.key_dropped[1], 0);
+  mock_sum m;
+  mock_totals(&e, &m);
+  CHECK_EQ_INT(m.temp, 2); /* the first key and the renewal's: none the old way */
+  CHECK_EQ_INT(m.binds, 2);
+  ctx_res_clear(&r);
+  h_stop(&h);
+  ctx_env_stop(&e);
+}
+
 TEST_MAIN("context_pfs", CASE(login_flow_then_restart), CASE(temp_key_404_replaced_perm_kept),
-          CASE(unbound_temp_key_rebound),
-          CASE(short_lifetime_renewed_before_expiry), CASE(renewal_without_gap),
-          CASE(renewal_fails_then_old_way))
+          CASE(unbound_temp_key_rebound), CASE(short_lifetime_renewed_before_expiry),
+          CASE(handshake_offset_refined_by_sessions), CASE(renewal_without_gap),
+          CASE(renewal_fails_then_old_way),
+          CASE(renewal_bind_late_old_key_not_rebound),
+          CASE(retired_requests_cancel_timeout_free), CASE(free_mid_renewal_state_keeps_bound_key),
+          CASE(media_old_key_session_ends_on_404),
+          CASE(main_lost_during_renewal_keeps_renewal))

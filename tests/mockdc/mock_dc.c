@@ -89,7 +89,11 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-double mock_dc_now(const mock_dc *dc) { return wall_now() + dc->faults.clock_offset; }
+static int64_t skew_ms(const mock_dc *dc) {
+  return (int64_t)dc->faults.clock_offset * 1000 + dc->faults.clock_offset_ms;
+}
+
+double mock_dc_now(const mock_dc *dc) { return wall_now() + (double)skew_ms(dc) / 1000.0; }
 
 int mock_dc_random(mock_dc_cluster *cl, void *out, size_t len) {
   if (len == 0) return 0;
@@ -171,7 +175,7 @@ static mock_key *store_key(mock_dc *dc, const mock_auth_result *res) {
   memset(&sc, 0, sizeof sc);
   memcpy(sc.auth_key, res->auth_key, sizeof sc.auth_key);
   sc.salt = res->server_salt;
-  sc.clock_offset_ms = (int64_t)dc->faults.clock_offset * 1000;
+  sc.clock_offset_ms = skew_ms(dc);
   sc.require_init = 0; /* mock_rpc decides, per session with the key's layer as fallback */
   sc.gzip_over = GZIP_OVER;
   sc.handler = rpc_handler;
@@ -1024,14 +1028,13 @@ int mock_dc_set_faults(mock_dc_cluster *c, int dc_id, const mock_dc_faults *f) {
   if (f->flood_connects != dc->faults.flood_connects ||
       f->flood_window_ms != dc->faults.flood_window_ms)
     dc->n_connects = 0;
-  int32_t old_offset = dc->faults.clock_offset;
+  int64_t old_offset = skew_ms(dc);
   dc->faults = *f;
   dc->faults.drop_method[MOCK_DC_NAME_LEN - 1] = 0;
   dc->faults.lose_method[MOCK_DC_NAME_LEN - 1] = 0;
-  if (dc->faults.clock_offset != old_offset) {
+  if (skew_ms(dc) != old_offset) {
     for (size_t i = 0; i < MOCK_DC_MAX_KEYS; i++)
-      if (dc->keys[i].used)
-        mock_session_set_clock_offset(dc->keys[i].ms, (int64_t)dc->faults.clock_offset * 1000);
+      if (dc->keys[i].used) mock_session_set_clock_offset(dc->keys[i].ms, skew_ms(dc));
   }
   if (dc->faults.stall != was_stalled) {
     for (mock_dconn *k = dc->conns; k; k = k->next) {
@@ -1087,6 +1090,11 @@ int mock_dc_faults_parse(const char *spec, mock_dc_faults *f) {
       return MTC_ERR_INVALID_ARG;
     if (strcmp(tok, "clock_offset") == 0) {
       f->clock_offset = (int32_t)v;
+      continue;
+    }
+    if (strcmp(tok, "clock_offset_ms") == 0) {
+      if (v < -999 || v > 999) return MTC_ERR_INVALID_ARG;
+      f->clock_offset_ms = (int32_t)v;
       continue;
     }
     if (v < 0) return MTC_ERR_INVALID_ARG;

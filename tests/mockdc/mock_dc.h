@@ -65,9 +65,12 @@ typedef struct mock_dc_faults {
    * rotated: the key's salt changes, so the client gets bad_server_salt
    * (error 48) with the new salt. Consumed one per message. */
   uint32_t wrong_salt;
-  /* Server clock = real clock + clock_offset seconds (handshake
-   * server_time, msg_ids, config dates; msg_id checks use it too). */
+  /* Server clock = real clock + clock_offset seconds + clock_offset_ms
+   * (handshake server_time, msg_ids, config dates; msg_id checks use it
+   * too). The milliseconds give the server a clock a fraction of a second
+   * off ours, which a handshake's whole-second server_time cannot show. */
   int32_t clock_offset;
+  int32_t clock_offset_ms;
   /* Every frame this DC sends is held back for delay_ms (order kept). */
   uint32_t delay_ms;
   /* Drop every N-th RPC answer (counted per DC), and/or every answer to
