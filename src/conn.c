@@ -207,7 +207,10 @@ int mtci_conn_flush(mtci_conn *c, int64_t now_ms) {
   int count = 0;
   for (int guard = 0; guard < 4096; guard++) {
     mtci_tl_writer_reset(&c->w);
-    int r = mtci_session_build_packet(c->sess, now_ms, &c->w, NULL);
+    /* backpressure: past the soft limit only what the session's timers wait for */
+    int r = mtci_stack_queued(&c->st) < MTCI_CONN_OUT_SOFT
+                ? mtci_session_build_packet(c->sess, now_ms, &c->w, NULL)
+                : mtci_session_build_service_packet(c->sess, now_ms, &c->w, NULL);
     if (r < 0) return mtci_conn_fail(c, r);
     if (r == 0) break;
     r = mtci_stack_send_packet(&c->st, mtci_tl_writer_data(&c->w), c->w.len, 0);
@@ -215,7 +218,12 @@ int mtci_conn_flush(mtci_conn *c, int64_t now_ms) {
     c->packets_out++;
     count++;
   }
+  c->held = mtci_session_unsent(c->sess) > 0;
   return count;
+}
+
+int mtci_conn_held(const mtci_conn *c) {
+  return c->phase == MTCI_CONN_READY && c->sess && c->held && mtci_session_unsent(c->sess) > 0;
 }
 
 size_t mtci_conn_pending(const mtci_conn *c, const uint8_t **p) {

@@ -35,6 +35,22 @@
 #include "tl/tl.h"
 #include "transport/stack.h"
 
+/*
+ * Backpressure: mtci_conn_flush takes requests from the session only while
+ * fewer than this many output bytes wait for the socket; the rest stay
+ * queued in the session (unsent, in order) and are taken when the socket
+ * drains (the owner flushes again on write-readiness, see
+ * mtci_conn_held). Without it a burst (200 file parts of 512 KiB) was
+ * encrypted into the stack at once: memory up to the stack's hard cap
+ * (MTCI_STACK_MAX_QUEUED), and past it MTC_ERR_NOMEM killed the
+ * connection, and the next one the same way. The kernel's send buffer keeps
+ * the link busy; this queue only refills it between wakeups, so 1 MiB
+ * (one or two file parts) is enough, and pings and acks wait behind at
+ * most this plus one packet. Acks, pings and service messages are not held
+ * back: the session's timers wait for them. The check is once per packet.
+ */
+#define MTCI_CONN_OUT_SOFT (1u << 20)
+
 typedef enum mtci_conn_phase {
   MTCI_CONN_DIAL = 1, /* TCP connect under way */
   MTCI_CONN_STACK,    /* SOCKS5 / fake-TLS handshakes under way */
@@ -68,6 +84,7 @@ typedef struct mtci_conn {
   uint64_t packets_in, packets_out;
   mtci_tl_writer w;    /* scratch for outgoing session packets */
   int w_up;
+  int held;            /* the last flush left requests in the session (backpressure) */
 } mtci_conn;
 
 /*
@@ -115,9 +132,15 @@ int mtci_conn_eof(mtci_conn *c);
 /* Mark the connection dead with err (first error wins). Returns c->err. */
 int mtci_conn_fail(mtci_conn *c, int err);
 
-/* READY: move every packet the session has to send into the stack.
- * Returns the number of packets, or a negative error (DEAD). */
+/* READY: move the packets the session has to send into the stack:
+ * requests while less than MTCI_CONN_OUT_SOFT bytes are queued (then one
+ * more packet at most), acks, pings and service messages always. Returns
+ * the number of packets, or a negative error (DEAD). */
 int mtci_conn_flush(mtci_conn *c, int64_t now_ms);
+/* 1 when the last flush left requests in the session (the output was at
+ * its soft limit): flush again once the socket took bytes, i.e. keep
+ * watching for write-readiness even with nothing pending. */
+int mtci_conn_held(const mtci_conn *c);
 
 /* Socket bytes waiting to be written (borrowed until the next call on c). */
 size_t mtci_conn_pending(const mtci_conn *c, const uint8_t **p);

@@ -1257,7 +1257,8 @@ static void write_out(mtc_context *ctx, mtci_slot *s, int64_t now) {
     if (w == 0) break;
     (void)mtci_conn_consumed(c, (size_t)w);
   }
-  unsigned want = MTCI_IO_READ | (mtci_conn_pending(c, &p) ? MTCI_IO_WRITE : 0u);
+  /* held back requests (backpressure): the next write-readiness flushes more */
+  unsigned want = MTCI_IO_READ | (mtci_conn_pending(c, &p) || mtci_conn_held(c) ? MTCI_IO_WRITE : 0u);
   int rc = ctx->io.watch(ctx->io.ud, c->fd, want);
   if (rc) conn_lost(ctx, s, rc, now);
 }
@@ -2416,13 +2417,31 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
 
 int mtci_ctx_load_state(mtc_context *ctx, const mtci_state *st) {
   if ((st->test_dcs != 0) != (ctx->set.test_dcs != 0)) return MTC_ERR_STATE_MISMATCH;
-  int rc = mtci_dc_table_from_state(&ctx->dcs, st);
+  /* more DCs than fit (the seeds changed since the save): every DC with an
+   * auth key stays, seed-only DCs give way (dc.h); a key is never dropped */
+  int out[MTCI_DC_MAX_DCS];
+  size_t n_out = 0;
+  int rc = mtci_dc_table_from_state(&ctx->dcs, st, st->main_dc ? st->main_dc : ctx->main_dc, out,
+                                    &n_out);
+  if (rc) return rc; /* out of memory: the table is incomplete, fail (never save it) */
+  if (n_out) {
+    char ids[MTCI_DC_MAX_DCS * 5 + 1] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n_out && used < sizeof ids; i++) {
+      int w = snprintf(ids + used, sizeof ids - used, "%s%d", i ? " " : "", out[i]);
+      if (w < 0) break;
+      used += (size_t)w;
+    }
+    LOGW("saved state and seeds together name more DCs than fit (%d): %zu DCs left out (%s); "
+         "every DC with an auth key is kept",
+         MTCI_DC_MAX_DCS, n_out, ids);
+  }
   if (st->main_dc) ctx->main_dc = st->main_dc;
   (void)mtci_dc_get(&ctx->dcs, ctx->main_dc);
   ctx->time_offset_ms = st->time_offset_ms;
   ctx->time_synced = 0;
   ctx->discovered = st->discovered;
-  return rc == MTC_ERR_NOMEM ? 0 : rc; /* overflowing entries are dropped */
+  return 0;
 }
 
 void mtci_ctx_shutdown(mtc_context *ctx) {

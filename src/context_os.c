@@ -235,9 +235,12 @@ static int load_state(mtc_context *ctx) {
                  mtc_strerror(rc), msg[0] ? ": " : "", msg);
   } else {
     rc = mtci_ctx_load_state(ctx, st);
-    if (rc)
+    if (rc == MTC_ERR_STATE_MISMATCH)
       mtci_ctx_log(ctx, MTC_LOG_ERROR, "saved state belongs to the %s DCs, refusing to start",
                    st->test_dcs ? "test" : "production");
+    else if (rc)
+      mtci_ctx_log(ctx, MTC_LOG_ERROR, "saved state could not be loaded, refusing to start: %s",
+                   mtc_strerror(rc));
     else
       mtci_ctx_log(ctx, MTC_LOG_INFO, "state loaded: main DC %d, %d DCs", st->main_dc, st->n_dcs);
   }

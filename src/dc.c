@@ -325,18 +325,84 @@ void mtci_dc_table_to_state(const mtci_dc_table *t, mtci_state *st) {
   }
 }
 
-int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
-  int rc = 0;
-  for (int i = 0; i < st->n_dcs; i++) {
-    const mtci_state_dc *s = &st->dcs[i];
-    mtci_dc *dc = mtci_dc_get(t, s->dc_id);
-    if (!dc) {
-      rc = MTC_ERR_NOMEM;
+static int id_in(const int *ids, size_t n, int id) {
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] == id) return 1;
+  return 0;
+}
+
+static void keep_id(int *ids, size_t *n, int id) {
+  if (id >= 1 && id <= MTCI_DC_MAX_ID && *n < MTCI_DC_MAX_DCS && !id_in(ids, *n, id)) ids[(*n)++] = id;
+}
+
+/*
+ * When the table and the state together hold more DCs than fit, choose the
+ * ones to keep (order in dc.h) into keep[0..*n_keep), name the others in
+ * left_out, and remove the table's records that are not kept (seed-only:
+ * no key). The records that stay are compacted in order and their ext
+ * areas set up again for a new index. Returns 1 if it trimmed, else 0.
+ */
+static int make_room(mtci_dc_table *t, const mtci_state *st, int main_id, int *keep,
+                     size_t *n_keep, int *left_out, size_t *n_left_out) {
+  int n_st = st->n_dcs < MTCI_STATE_MAX_DCS ? st->n_dcs : MTCI_STATE_MAX_DCS;
+  size_t n_union = t->n;
+  for (int i = 0; i < n_st; i++)
+    if (!mtci_dc_find(t, st->dcs[i].dc_id)) n_union++;
+  if (n_union <= MTCI_DC_MAX_DCS) return 0;
+  /* keys first (at most MTCI_STATE_MAX_DCS = MTCI_DC_MAX_DCS of them: all fit) */
+  for (int i = 0; i < n_st; i++)
+    if (st->dcs[i].has_perm) keep_id(keep, n_keep, st->dcs[i].dc_id);
+  for (size_t i = 0; i < t->n; i++)
+    if (t->dcs[i]->has_perm) keep_id(keep, n_keep, t->dcs[i]->id); /* not expected before a load */
+  keep_id(keep, n_keep, main_id);
+  for (size_t i = 0; i < t->n; i++) keep_id(keep, n_keep, t->dcs[i]->id);
+  for (int i = 0; i < n_st; i++) keep_id(keep, n_keep, st->dcs[i].dc_id);
+  size_t n_out = 0;
+  for (size_t i = 0; i < t->n; i++)
+    if (!id_in(keep, *n_keep, t->dcs[i]->id) && left_out && n_out < MTCI_DC_MAX_DCS)
+      left_out[n_out++] = t->dcs[i]->id;
+  for (int i = 0; i < n_st; i++)
+    if (!id_in(keep, *n_keep, st->dcs[i].dc_id) && !mtci_dc_find(t, st->dcs[i].dc_id) && left_out &&
+        n_out < MTCI_DC_MAX_DCS)
+      left_out[n_out++] = st->dcs[i].dc_id;
+  if (n_left_out) *n_left_out = n_out;
+  size_t m = 0;
+  for (size_t i = 0; i < t->n; i++) {
+    mtci_dc *dc = t->dcs[i];
+    t->dcs[i] = NULL;
+    if (!id_in(keep, *n_keep, dc->id) && !dc->has_perm) {
+      mtci_dc_clear_addrs(dc); /* seed secrets */
+      mtci_zeroize(dc, EXT_OFFSET + t->ext_size);
+      free(dc);
       continue;
     }
+    if (dc->index != m) {
+      dc->index = m;
+      if (dc->ext) {
+        memset(dc->ext, 0, t->ext_size);
+        if (t->ext_init) t->ext_init(t->ext_ud, dc);
+      }
+    }
+    t->dcs[m++] = dc;
+  }
+  t->n = m;
+  return 1;
+}
+
+int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st, int main_id, int *left_out,
+                             size_t *n_left_out) {
+  int keep[MTCI_DC_MAX_DCS];
+  size_t n_keep = 0;
+  if (n_left_out) *n_left_out = 0;
+  int trimmed = make_room(t, st, main_id, keep, &n_keep, left_out, n_left_out);
+  for (int i = 0; i < st->n_dcs && i < MTCI_STATE_MAX_DCS; i++) {
+    const mtci_state_dc *s = &st->dcs[i];
+    if (trimmed && !id_in(keep, n_keep, s->dc_id)) continue; /* left out: holds no key */
+    mtci_dc *dc = mtci_dc_get(t, s->dc_id); /* room: kept DCs fit */
+    if (!dc) return MTC_ERR_NOMEM;
     if (s->has_perm) {
       if (mtci_dc_set_perm_key(dc, s->perm_key, s->perm_created, s->salt) != 0) {
-        rc = MTC_ERR_NOMEM;
+        return MTC_ERR_NOMEM;
       } else {
         dc->authorized = s->authorized;
         if (s->has_temp && s->temp_expires_at > 0) {
@@ -354,7 +420,12 @@ int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
       const mtci_state_addr *a = &s->addrs[j];
       mtci_dc_option o = {s->dc_id, a->ip, strlen(a->ip), a->port, a->flags, a->secret,
                           a->secret_len};
-      if (mtci_dc_add_addr(dc, &o, MTCI_DC_FROM_CONFIG) != 1) continue;
+      int r = mtci_dc_add_addr(dc, &o, MTCI_DC_FROM_CONFIG);
+      if (r == MTC_ERR_NOMEM) {
+        mtci_zeroize(seeds, sizeof seeds);
+        return MTC_ERR_NOMEM; /* the set holds <= MTCI_DC_MAX_ADDRS: out of memory */
+      }
+      if (r != 1) continue;
       mtci_dc_addr *d = &dc->addrs[dc->n_addrs - 1];
       d->last_success_ms = a->last_success_ms;
       d->last_failure_ms = a->last_failure_ms;
@@ -364,13 +435,15 @@ int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st) {
       int k = mtci_dc_find_addr(dc, seeds[j].ip, seeds[j].port);
       if (k >= 0) {
         dc->addrs[k].origin |= seeds[j].origin;
-      } else if (dc->n_addrs < MTCI_DC_MAX_ADDRS && mtci_dc_reserve_addrs(dc, dc->n_addrs + 1) == 0) {
+      } else if (dc->n_addrs < MTCI_DC_MAX_ADDRS) {
+        if (mtci_dc_reserve_addrs(dc, dc->n_addrs + 1) != 0) {
+          mtci_zeroize(seeds, sizeof seeds);
+          return MTC_ERR_NOMEM;
+        }
         dc->addrs[dc->n_addrs++] = seeds[j];
-      } else {
-        rc = MTC_ERR_NOMEM;
-      }
+      } /* else: the set is full of stored endpoints; this seed is left out */
     }
     mtci_zeroize(seeds, sizeof seeds); /* secrets */
   }
-  return rc;
+  return 0;
 }

@@ -175,11 +175,22 @@ void mtci_dc_drop_temp_key(mtci_dc *dc);
 /*
  * Persisted state <-> table. to_state fills dcs, keys, salts, addresses and
  * health (main_dc, time offset and discovery are the caller's). from_state
- * merges a loaded state into a table that holds the seeds: the stored
- * endpoints go first (with health), the seeds not stored follow. Returns 0,
- * or MTC_ERR_NOMEM when the table overflows (the rest is kept).
+ * merges a loaded state into a table that holds the seeds only (no keys,
+ * and ext areas that own nothing yet): the stored endpoints go first (with
+ * health), the seeds not stored follow.
+ * When the table's DCs and the state's together exceed MTCI_DC_MAX_DCS
+ * (the seeds changed since the save), DCs are kept in this order until the
+ * table is full: the state's DCs with an auth key (all fit: the state holds
+ * at most MTCI_DC_MAX_DCS), main_id (0: none), the table's seed DCs in
+ * order, the state's other DCs; so an auth key is never dropped. The
+ * seed-only records that give way are freed; records that move get their
+ * ext area zeroed and ext_init'ed again for the new index. The ids left
+ * out go to left_out[0..*n_left_out) (room for MTCI_DC_MAX_DCS; both may
+ * be NULL; *n_left_out is 0 when everything fit). Returns 0, or
+ * MTC_ERR_NOMEM (allocation failed: the table is incomplete, never save it).
  */
 void mtci_dc_table_to_state(const mtci_dc_table *t, mtci_state *st);
-int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st);
+int mtci_dc_table_from_state(mtci_dc_table *t, const mtci_state *st, int main_id, int *left_out,
+                             size_t *n_left_out);
 
 #endif /* MTCI_DC_H */

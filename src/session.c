@@ -442,11 +442,20 @@ static int add_internal(mtci_session *s, int kind, const uint8_t *body, size_t l
   return add_req(s, kind, s->next_internal++, 0, body, len);
 }
 
+/* upload.saveFilePart#b304a621 and upload.saveBigFilePart#de7b673d carry
+ * file bytes, mostly media that is compressed already: deflating each
+ * 512 KiB part costs ~15 ms of CPU to save nothing, so they go as they are. */
+static int is_file_part(const uint8_t *body) {
+  uint32_t id = mtci_sess_le32(body);
+  return id == 0xb304a621u || id == 0xde7b673du;
+}
+
 int mtci_session_invoke(mtci_session *s, const uint8_t *body, size_t len, uint32_t flags,
                         uint64_t token) {
   if (!body || len < 4 || len % 4 != 0 || len > MTCI_SESSION_MAX_BODY) return MTC_ERR_INVALID_ARG;
   if (find_token(s, token, REQ_API)) return MTC_ERR_SESSION_DUP_TOKEN;
-  if (!(flags & MTCI_SESSION_REQ_NO_GZIP) && s->gzip_min != SIZE_MAX && len > s->gzip_min) {
+  if (!(flags & MTCI_SESSION_REQ_NO_GZIP) && s->gzip_min != SIZE_MAX && len > s->gzip_min &&
+      !is_file_part(body)) {
     /* Pack; keep the packed form only if it is smaller. */
     mtci_tl_writer w;
     mtci_tl_writer_init(&w, 0);
@@ -1157,15 +1166,17 @@ static size_t padded_len(const mtci_session *s, size_t data_len, size_t extra) {
   return len;
 }
 
-int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *out,
-                              uint32_t *quick_ack) {
+/* build_packet; with_reqs = 0 leaves the queued requests out (see
+ * mtci_session_build_service_packet). */
+static int build(mtci_session *s, int64_t now_ms, mtci_tl_writer *out, uint32_t *quick_ack,
+                 int with_reqs) {
   if (quick_ack) *quick_ack = 0;
   if (out->err) return out->err;
   int rc = tick(s, now_ms);
   if (rc) return rc;
 
   /* 1. what goes out: acks, ping, service messages, then queued requests */
-  size_t n_unsent = s->n_unsent;
+  size_t n_unsent = with_reqs ? s->n_unsent : 0;
   int ping_now = s->ping_due && s->connected && !s->dead;
   if (!s->n_acks && !ping_now && !s->n_svc && !n_unsent) return 0;
   size_t n_cand = s->n_svc + n_unsent + 2;
@@ -1372,6 +1383,18 @@ int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *o
   if (items != local) free(items);
   return 1;
 }
+
+int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *out,
+                              uint32_t *quick_ack) {
+  return build(s, now_ms, out, quick_ack, 1);
+}
+
+int mtci_session_build_service_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *out,
+                                      uint32_t *quick_ack) {
+  return build(s, now_ms, out, quick_ack, 0);
+}
+
+size_t mtci_session_unsent(const mtci_session *s) { return s->n_unsent; }
 
 /* ---- receiving packets --------------------------------------------------------- */
 

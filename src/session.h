@@ -347,6 +347,18 @@ size_t mtci_session_pending(const mtci_session *s);
  */
 int mtci_session_build_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *out,
                               uint32_t *quick_ack);
+/*
+ * The same without queued requests: acks, pings and service messages only
+ * (returns 0 when none is due). For a connection whose output queue is
+ * full (backpressure): the requests stay queued, in order, while the
+ * session's own timers still get what they are waiting for (an ack flush
+ * or a due ping would otherwise keep next_deadline() in the past). These
+ * messages are small (a msgs_ack holds at most MTCI_SESSION_ACKS_PER_MSG ids).
+ */
+int mtci_session_build_service_packet(mtci_session *s, int64_t now_ms, mtci_tl_writer *out,
+                                      uint32_t *quick_ack);
+/* Requests queued and not sent on this connection yet. */
+size_t mtci_session_unsent(const mtci_session *s);
 
 /*
  * One packet from the server. Returns 0 (processed; read events),

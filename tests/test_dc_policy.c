@@ -4,8 +4,10 @@
  * values come from the documented rules (policy.h, dc.h) and the transport
  * spec (PROTOCOL.md §4.1), worked out by hand.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "conn.h"
 #include "dc.h"
 #include "policy.h"
@@ -249,7 +251,9 @@ TEST(state_roundtrip) {
   mtci_dc_table_init(&u);
   mtci_dc_option s2 = opt(2, "10.9.9.9", 443, 0);
   CHECK_EQ_INT(mtci_dc_add_addr(mtci_dc_get(&u, 2), &s2, MTCI_DC_FROM_SEED), 1);
-  CHECK_EQ_INT(mtci_dc_table_from_state(&u, &back), 0);
+  size_t n_out = 99;
+  CHECK_EQ_INT(mtci_dc_table_from_state(&u, &back, 2, NULL, &n_out), 0);
+  CHECK_EQ_INT(n_out, 0);
   mtci_dc *e = mtci_dc_find(&u, 2);
   CHECK(e && e->has_perm && e->authorized);
   CHECK_MEM(e->perm_key, key, sizeof key);
@@ -265,6 +269,67 @@ TEST(state_roundtrip) {
   CHECK(!e->has_perm && !e->authorized);
   mtci_dc_table_clear(&t);
   mtci_dc_table_clear(&u);
+  mtci_state_clear(&st);
+  mtci_state_clear(&back);
+}
+
+static void ext_note_index(void *ud, mtci_dc *dc) {
+  (*(int *)ud)++;
+  int v = (int)dc->index + 1000;
+  memcpy(dc->ext, &v, sizeof v);
+}
+
+/* Seeds and state together name 21 DCs, 16 fit: the 12 DCs with keys stay,
+ * then main_id (seed DC 5), then seeds 1..3; seed DC 4 and the key-less
+ * state DCs 201..204 are left out. DC 5 moves down and gets its ext again. */
+TEST(state_overflow_order) {
+  mtci_dc_table t;
+  int inits = 0;
+  mtci_dc_table_init_ext(&t, sizeof(int), ext_note_index, &inits);
+  for (int d = 1; d <= 5; d++) {
+    mtci_dc_option o = opt(d, "10.0.0.1", (uint16_t)(400 + d), 0);
+    CHECK_EQ_INT(mtci_dc_add_addr(mtci_dc_get(&t, d), &o, MTCI_DC_FROM_SEED), 1);
+  }
+  static mtci_state st;
+  mtci_state_init(&st);
+  for (int i = 0; i < 16; i++) {
+    mtci_state_dc *s = &st.dcs[st.n_dcs++];
+    s->dc_id = i < 12 ? 101 + i : 201 + (i - 12);
+    s->n_addrs = 1;
+    strcpy(s->addrs[0].ip, "127.0.0.1");
+    s->addrs[0].port = (uint16_t)(1000 + i);
+    if (i < 12) {
+      s->has_perm = 1;
+      memset(s->perm_key, i + 1, sizeof s->perm_key);
+    }
+  }
+  int out[MTCI_DC_MAX_DCS];
+  size_t n_out = 0;
+  CHECK_EQ_INT(mtci_dc_table_from_state(&t, &st, 5, out, &n_out), 0);
+  CHECK_EQ_INT(t.n, 16);
+  static const int want[16] = {1, 2, 3, 5, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112};
+  for (size_t i = 0; i < 16; i++) {
+    CHECK_EQ_INT(t.dcs[i]->id, want[i]);
+    CHECK_EQ_INT(t.dcs[i]->index, i);
+    int v = 0;
+    memcpy(&v, t.dcs[i]->ext, sizeof v);
+    CHECK_EQ_INT(v, (int)i + 1000);
+    CHECK_EQ_INT(t.dcs[i]->has_perm, want[i] > 100);
+  }
+  CHECK_EQ_INT(inits, 5 + 1 + 12); /* 5 seeds, DC 5 again at index 3, 12 new DCs */
+  static const int want_out[5] = {4, 201, 202, 203, 204};
+  CHECK_EQ_INT(n_out, 5);
+  for (size_t i = 0; i < 5 && i < n_out; i++) CHECK_EQ_INT(out[i], want_out[i]);
+  CHECK(mtci_dc_find(&t, 5)->n_addrs == 1 && mtci_dc_find(&t, 5)->addrs[0].port == 405);
+  CHECK_MEM(mtci_dc_find(&t, 112)->perm_key, st.dcs[11].perm_key, MTCI_AUTH_KEY_LEN);
+  /* the next save holds every key */
+  static mtci_state back;
+  mtci_state_init(&back);
+  mtci_dc_table_to_state(&t, &back);
+  int keys = 0;
+  for (int i = 0; i < back.n_dcs; i++) keys += back.dcs[i].has_perm;
+  CHECK_EQ_INT(keys, 12);
+  mtci_dc_table_clear(&t);
   mtci_state_clear(&st);
   mtci_state_clear(&back);
 }
@@ -469,6 +534,248 @@ TEST(conn_bytes) {
   mtci_conn_free(&c);
 }
 
+/* ---- backpressure: a burst of file parts through one connection ------------------------- */
+
+#define BP_PARTS 40                     /* 20 MiB of upload.saveFilePart */
+#define BP_PART (512u * 1024u)
+#define BP_BODY (4u + 8u + 4u + 4u + BP_PART) /* id, file_id, file_part, bytes (0xfe header) */
+#define BP_CAP (8u << 20)               /* the stack's hard cap in this test */
+/* largest frame of one part: length, auth_key_id + msg_key, header, data, padding <= 27 */
+#define BP_FRAME (4u + 24u + 32u + BP_BODY + 27u)
+#define BP_T0 1700000000000LL
+#define BP_SAVE_FILE_PART 0xb304a621u
+#define BP_UPDATES_TOO_LONG 0xe317af7eu
+#define BP_CONTAINER 0x73f1f8dcu
+
+/* The server's side of the client's bytes: frames decrypted, messages counted. */
+typedef struct bp_peer {
+  uint8_t key[MTCI_AUTH_KEY_LEN];
+  uint8_t *buf;
+  size_t len, cap;
+  uint32_t next_part;
+  int parts_bad, acks, pings, bad;
+} bp_peer;
+
+static void bp_msg(bp_peer *pe, const uint8_t *b, size_t n) {
+  uint32_t id = n >= 4 ? mtci_le32(b) : 0;
+  if (id == BP_SAVE_FILE_PART) {
+    /* in order, whole, and its bytes are the ones of that part */
+    if (n != BP_BODY || mtci_le32(b + 12) != pe->next_part || b[20 + 7] != (uint8_t)pe->next_part)
+      pe->parts_bad++;
+    pe->next_part++;
+  } else if (id == 0x62d6b459u) {
+    pe->acks++;
+  } else if (id == 0xf3427b8cu) {
+    pe->pings++;
+  } else {
+    pe->bad++;
+  }
+}
+
+/* One client packet: auth_key_id | msg_key | AES-IGE(header | data | padding). */
+static void bp_packet(bp_peer *pe, const uint8_t *p, size_t n) {
+  uint8_t kid[8], key[32], iv[32], mk[16];
+  mtci_auth_key_id(pe->key, kid);
+  if (n < 24 + 32 || (n - 24) % 16 || memcmp(p, kid, 8) != 0) {
+    pe->bad++;
+    return;
+  }
+  uint8_t *plain = malloc(n - 24);
+  if (!plain) {
+    pe->bad++;
+    return;
+  }
+  mtci_mtp2_kdf(pe->key, p + 8, 0, key, iv);
+  (void)mtci_aes256_ige_decrypt(key, iv, p + 24, plain, n - 24);
+  mtci_mtp2_msg_key(pe->key, 0, plain, n - 24, mk, NULL);
+  size_t len = mtci_le32(plain + 28);
+  if (memcmp(mk, p + 8, 16) != 0 || len > n - 24 - 32) {
+    pe->bad++;
+  } else if (len >= 8 && mtci_le32(plain + 32) == BP_CONTAINER) {
+    const uint8_t *q = plain + 40, *end = plain + 32 + len;
+    for (uint32_t i = 0, k = mtci_le32(plain + 36); i < k; i++) {
+      if (end - q < 16 || (size_t)(end - q - 16) < mtci_le32(q + 12)) {
+        pe->bad++;
+        break;
+      }
+      size_t m = mtci_le32(q + 12);
+      bp_msg(pe, q + 16, m);
+      q += 16 + m;
+    }
+  } else {
+    bp_msg(pe, plain + 32, len);
+  }
+  free(plain);
+}
+
+/* The socket takes up to `max` pending bytes (intermediate frames). */
+static void bp_take(bp_peer *pe, mtci_conn *c, size_t max) {
+  const uint8_t *p;
+  size_t n = mtci_conn_pending(c, &p);
+  if (n > max) n = max;
+  if (!n) return;
+  if (pe->len + n > pe->cap) {
+    size_t cap = pe->len + n + BP_FRAME;
+    uint8_t *b = realloc(pe->buf, cap);
+    if (!b) {
+      pe->bad++;
+      return;
+    }
+    pe->buf = b;
+    pe->cap = cap;
+  }
+  memcpy(pe->buf + pe->len, p, n);
+  pe->len += n;
+  if (mtci_conn_consumed(c, n) != 0) pe->bad++;
+  size_t off = 0;
+  while (pe->len - off >= 4) {
+    size_t f = mtci_le32(pe->buf + off);
+    if (pe->len - off - 4 < f) break;
+    bp_packet(pe, pe->buf + off + 4, f);
+    off += 4 + f;
+  }
+  memmove(pe->buf, pe->buf + off, pe->len - off);
+  pe->len -= off;
+}
+
+/* An intermediate frame from the server: one content message (updatesTooLong)
+ * the client must acknowledge. */
+static size_t bp_server_frame(const bp_peer *pe, int64_t session_id, int64_t msg_id, uint8_t *out) {
+  uint8_t plain[48], key[32], iv[32], mk[16];
+  memset(plain, 0x5a, sizeof plain); /* padding: 12 bytes */
+  mtci_put_le64(plain, 0);           /* salt */
+  mtci_put_le64(plain + 8, mtci_u64_of(session_id));
+  mtci_put_le64(plain + 16, mtci_u64_of(msg_id));
+  mtci_put_le32(plain + 24, 1); /* seq_no: content-related */
+  mtci_put_le32(plain + 28, 4);
+  mtci_put_le32(plain + 32, BP_UPDATES_TOO_LONG);
+  mtci_mtp2_msg_key(pe->key, 8, plain, sizeof plain, mk, NULL);
+  mtci_mtp2_kdf(pe->key, mk, 8, key, iv);
+  mtci_put_le32(out, 24 + sizeof plain);
+  mtci_auth_key_id(pe->key, out + 4);
+  memcpy(out + 12, mk, 16);
+  (void)mtci_aes256_ige_encrypt(key, iv, plain, out + 28, sizeof plain);
+  return 28 + sizeof plain;
+}
+
+/*
+ * 20 MiB of 512 KiB file parts queued at once against a stack capped at
+ * 8 MiB: the connection takes parts only while less than MTCI_CONN_OUT_SOFT
+ * is queued, the rest waits in the session and goes out, in order, as the
+ * socket drains. While held back, an ack and a keepalive ping still go out
+ * when due, and no deadline is left in the past (the host would spin).
+ */
+TEST(conn_backpressure) {
+  static bp_peer pe;
+  memset(&pe, 0, sizeof pe);
+  for (size_t i = 0; i < sizeof pe.key; i++) pe.key[i] = (uint8_t)(i * 7 + 3);
+  mtci_stack_config sc;
+  memset(&sc, 0, sizeof sc);
+  sc.codec = MTCI_CODEC_INTERMEDIATE;
+  sc.rnd = fixed_rnd;
+  sc.max_queued = BP_CAP;
+  mtci_conn c;
+  CHECK_EQ_INT(mtci_conn_init(&c, &sc, 7, "127.0.0.1", 443, 0, BP_T0, 5000), 0);
+  CHECK_EQ_INT(mtci_conn_connected(&c, BP_T0, 5000), 1);
+  const uint8_t *p;
+  CHECK_EQ_INT(mtci_conn_pending(&c, &p), 4); /* the intermediate tag */
+  CHECK_EQ_INT(mtci_conn_consumed(&c, 4), 0);
+  mtci_session_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  memcpy(cfg.auth_key, pe.key, sizeof pe.key);
+  cfg.server_salt = 0x1122334455667788;
+  cfg.session_id = 0x0102030405060708;
+  cfg.time_synced = 1;
+  cfg.no_init_connection = 1;
+  cfg.no_future_salts = 1;
+  cfg.ping_interval_ms = 3000;
+  cfg.rnd = fixed_rnd;
+  static mtci_session s;
+  CHECK_EQ_INT(mtci_session_init(&s, &cfg, BP_T0), 0);
+  CHECK_EQ_INT(mtci_conn_attach(&c, &s, BP_T0), 0);
+  uint8_t *body = calloc(1, BP_BODY);
+  CHECK(body != NULL);
+  if (!body) return;
+  for (uint32_t i = 0; i < BP_PARTS; i++) {
+    mtci_put_le32(body, BP_SAVE_FILE_PART);
+    mtci_put_le64(body + 4, 77);
+    mtci_put_le32(body + 12, i);
+    mtci_put_le32(body + 16, 0xfeu | BP_PART << 8);
+    memset(body + 20, (int)(uint8_t)i, BP_PART);
+    CHECK_EQ_INT(mtci_session_invoke(&s, body, BP_BODY, MTCI_SESSION_REQ_NO_GZIP, 100 + i), 0);
+  }
+  free(body);
+
+  /* the burst: one soft limit's worth is taken, the rest stays queued */
+  int64_t now = BP_T0;
+  int rc = mtci_conn_flush(&c, now);
+  CHECK(rc >= 2); /* before backpressure: MTC_ERR_NOMEM at the cap, connection dead */
+  CHECK(c.phase == MTCI_CONN_READY);
+  CHECK(mtci_stack_queued(&c.st) >= MTCI_CONN_OUT_SOFT);
+  CHECK(mtci_stack_queued(&c.st) <= MTCI_CONN_OUT_SOFT + BP_FRAME);
+  CHECK(mtci_conn_held(&c));
+  CHECK(mtci_session_unsent(&s) > 0 && mtci_session_unsent(&s) < BP_PARTS);
+  CHECK(mtci_conn_deadline(&c) > now);
+
+  /* held, the socket stalled: a server message's ack goes out at its deadline */
+  uint8_t sf[128];
+  size_t sn = bp_server_frame(&pe, cfg.session_id, ((BP_T0 + 100) / 1000) << 32 | 1, sf);
+  now = BP_T0 + 100;
+  CHECK_EQ_INT(mtci_conn_feed(&c, sf, sn, now), 0);
+  mtci_session_event ev;
+  while (mtci_session_next_event(&s, &ev)) {}
+  size_t q0 = mtci_stack_queued(&c.st);
+  CHECK_EQ_INT(mtci_conn_flush(&c, now), 0); /* not yet due: nothing */
+  now = mtci_conn_deadline(&c);
+  CHECK_EQ_INT(now, BP_T0 + 100 + MTCI_SESSION_ACK_FLUSH_MS);
+  CHECK_EQ_INT(mtci_conn_on_deadline(&c, now), 0);
+  CHECK_EQ_INT(mtci_conn_flush(&c, now), 1); /* the ack alone */
+  CHECK(mtci_stack_queued(&c.st) > q0 && mtci_stack_queued(&c.st) - q0 < 256);
+  CHECK(mtci_conn_held(&c));
+  CHECK(mtci_conn_deadline(&c) > now);
+  /* ... and the keepalive ping at its time */
+  now = mtci_conn_deadline(&c);
+  CHECK_EQ_INT(now, BP_T0 + 3000);
+  CHECK_EQ_INT(mtci_conn_on_deadline(&c, now), 0);
+  CHECK_EQ_INT(mtci_conn_flush(&c, now), 1);
+  CHECK(mtci_conn_deadline(&c) > now);
+
+  /* the socket drains in 256 KiB steps; each flush tops the queue up */
+  size_t peak = 0;
+  int steps = 0;
+  for (; steps < 1000 && (mtci_session_unsent(&s) || mtci_conn_pending(&c, &p)); steps++) {
+    now += 10;
+    bp_take(&pe, &c, 256 * 1024);
+    if (now >= mtci_conn_deadline(&c)) CHECK_EQ_INT(mtci_conn_on_deadline(&c, now), 0);
+    CHECK(mtci_conn_flush(&c, now) >= 0);
+    size_t q = mtci_stack_queued(&c.st);
+    if (q > peak) peak = q;
+    if (mtci_conn_held(&c)) CHECK(mtci_conn_deadline(&c) > now);
+  }
+  CHECK(c.phase == MTCI_CONN_READY);
+  CHECK_EQ_INT(mtci_session_unsent(&s), 0);
+  CHECK(!mtci_conn_held(&c));
+  CHECK(peak <= MTCI_CONN_OUT_SOFT + BP_FRAME);
+  CHECK_EQ_INT(pe.next_part, BP_PARTS);
+  CHECK_EQ_INT(pe.parts_bad, 0);
+  CHECK_EQ_INT(pe.acks, 1);
+  CHECK_EQ_INT(pe.pings, 1);
+  CHECK_EQ_INT(pe.bad, 0);
+  CHECK_EQ_INT(pe.len, 0);
+
+  /* small requests are not held: all of them in one packet at once */
+  uint8_t small[8];
+  mtci_put_le32(small, 0x1fb33026u); /* help.getNearestDc */
+  for (uint64_t t = 1; t <= 3; t++) CHECK_EQ_INT(mtci_session_invoke(&s, small, 4, 0, t), 0);
+  CHECK_EQ_INT(mtci_conn_flush(&c, now), 1);
+  CHECK(!mtci_conn_held(&c));
+  CHECK_EQ_INT(mtci_session_unsent(&s), 0);
+  CHECK(mtci_conn_pending(&c, &p) < 256);
+  mtci_conn_free(&c);
+  mtci_session_free(&s);
+  free(pe.buf);
+}
+
 TEST_MAIN("dc_policy", CASE(backoff), CASE(rate), CASE(candidates), CASE(options_checked),
-          CASE(apply_config), CASE(state_roundtrip), CASE(rpc_rules), CASE(transport_rules),
-          CASE(liveness), CASE(conn_bytes))
+          CASE(apply_config), CASE(state_roundtrip), CASE(state_overflow_order), CASE(rpc_rules), CASE(transport_rules),
+          CASE(liveness), CASE(conn_bytes), CASE(conn_backpressure))

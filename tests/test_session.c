@@ -783,6 +783,16 @@ TEST(gzip_both_ways) {
   CHECK_EQ_INT(pump(&W), 0);
   CHECK_EQ_INT(mock_session_get_stats(W.m)->gzipped_queries, 1);
   CHECK_EQ_INT(count_ev(&W, MTCI_SEV_RESULT, 2), 1);
+  /* file parts (upload.saveFilePart, upload.saveBigFilePart) are never
+   * packed, however compressible: stored as given */
+  static const uint32_t parts[2] = {0xb304a621u, 0xde7b673du};
+  for (int k = 0; k < 2; k++) {
+    wr32(q, parts[k]);
+    CHECK_EQ_INT(mtci_session_invoke(&W.c, q, sizeof q, 0, 10 + (uint64_t)k), 0);
+    CHECK_EQ_INT(W.c.reqs[W.c.n_reqs - 1]->len, sizeof q);
+    CHECK_EQ_INT(rd32(W.c.reqs[W.c.n_reqs - 1]->body), parts[k]);
+    CHECK_EQ_INT(mtci_session_cancel(&W.c, 10 + (uint64_t)k), 0);
+  }
   world_free(&W);
 
   /* the inflate cap turns an oversized answer into a FAILED event */

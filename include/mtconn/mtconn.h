@@ -541,7 +541,10 @@ typedef struct mtc_context mtc_context;
  * loaded here: none (MTC_ERR_STORE_NOT_FOUND) is a fresh start; any other
  * load error makes this fail with that code (MTC_ERR_STORE_CORRUPT,
  * _VERSION, _PERMISSIONS, _IO, _TOO_LARGE, MTC_ERR_STATE_MISMATCH), logged
- * through on_log with the reason, and the file is never written. No
+ * through on_log with the reason, and the file is never written. If the
+ * state and the seeds together name more DCs than a context holds (16,
+ * e.g. the seeds changed), every DC with an auth key is kept and seed-only
+ * DCs give way (a warning names them); no key is dropped. No
  * connection is opened until the first request. In HOST mode (watch_fd set)
  * no fd exists yet, so watch_fd is not called during creation.
  * Returns 0 and *out, or MTC_ERR_INVALID_ARG (bad settings: NULL, a string

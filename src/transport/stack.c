@@ -308,6 +308,10 @@ mtci_codec_kind mtci_stack_codec(const mtci_stack *st) {
   return st && st->state != ST_NONE ? st->kind : (mtci_codec_kind)0;
 }
 
+size_t mtci_stack_queued(const mtci_stack *st) {
+  return st ? buf_used(&st->out) + buf_used(&st->held) : 0;
+}
+
 uint64_t mtci_stack_bytes_in(const mtci_stack *st) { return st ? st->bytes_in : 0; }
 uint64_t mtci_stack_bytes_out(const mtci_stack *st) { return st ? st->bytes_out : 0; }
 

@@ -199,6 +199,9 @@ size_t mtci_stack_pending(const mtci_stack *st, const uint8_t **p);
 /* n of the pending bytes were written (partial writes are fine). Returns 0
  * or MTC_ERR_INVALID_ARG if n exceeds what is pending. */
 int mtci_stack_consumed(mtci_stack *st, size_t n);
+/* Output bytes queued and not yet written: pending plus those held back
+ * until READY (what the queue cap counts). 0 on a zeroed stack. */
+size_t mtci_stack_queued(const mtci_stack *st);
 
 /*
  * Frame, encrypt and wrap one MTProto packet pkt[0..len) (copied) into the

@@ -50,6 +50,7 @@
 #define ID_USERS_GET_USERS 0x0d91a548u
 #define ID_UPDATES_GET_STATE 0xedd4882au
 #define ID_UPLOAD_GET_FILE 0xbe5335beu
+#define ID_UPLOAD_SAVE_FILE_PART 0xb304a621u
 /* service methods (answered by mock_session; named here for the counters) */
 #define ID_PING 0x7abe77ecu
 #define ID_PING_DELAY_DISCONNECT 0xf3427b8cu
@@ -119,6 +120,7 @@ static const struct {
     {ID_USERS_GET_USERS, "users.getUsers"},
     {ID_UPDATES_GET_STATE, "updates.getState"},
     {ID_UPLOAD_GET_FILE, "upload.getFile"},
+    {ID_UPLOAD_SAVE_FILE_PART, "upload.saveFilePart"},
     {ID_PING, "ping"},
     {ID_PING_DELAY_DISCONNECT, "ping_delay_disconnect"},
     {ID_GET_FUTURE_SALTS, "get_future_salts"},
@@ -600,6 +602,20 @@ static void m_get_file(mock_rpc_ctx *ctx, mtci_tl_reader *r, mtci_tl_writer *w) 
   if (dst && n) mock_dc_file_content(file_id, (uint64_t)offset, dst, n);
 }
 
+/* upload.saveFilePart: the part is checked for shape (production: at most
+ * 512 KiB, a multiple of 1 KiB, last part excepted) and dropped; boolTrue. */
+static void m_save_file_part(mtci_tl_reader *r, mock_rpc_ctx *ctx, mtci_tl_writer *w) {
+  int64_t file_id = mtci_tl_read_long(r);
+  int32_t part = mtci_tl_read_int(r);
+  size_t n;
+  (void)mtci_tl_read_bytes(r, &n);
+  if (r->err) FAIL(w, 400, "INPUT_FETCH_ERROR");
+  if (file_id == 0) FAIL(w, 400, "FILE_ID_INVALID");
+  if (part < 0) FAIL(w, 400, "FILE_PART_INVALID");
+  if (n == 0 || n > 512 * 1024) FAIL(w, 400, "FILE_PART_SIZE_INVALID");
+  mtci_tl_write_bool(w, 1);
+}
+
 /* ---- dispatch ------------------------------------------------------------------- */
 
 static int needs_login(uint32_t id) {
@@ -608,7 +624,8 @@ static int needs_login(uint32_t id) {
   case ID_AUTH_EXPORT_AUTHORIZATION:
   case ID_USERS_GET_USERS:
   case ID_UPDATES_GET_STATE:
-  case ID_UPLOAD_GET_FILE: return 1;
+  case ID_UPLOAD_GET_FILE:
+  case ID_UPLOAD_SAVE_FILE_PART: return 1;
   default: return 0;
   }
 }
@@ -631,7 +648,8 @@ static int known_method(uint32_t id) {
   case ID_AUTH_BIND_TEMP_AUTH_KEY:
   case ID_USERS_GET_USERS:
   case ID_UPDATES_GET_STATE:
-  case ID_UPLOAD_GET_FILE: return 1;
+  case ID_UPLOAD_GET_FILE:
+  case ID_UPLOAD_SAVE_FILE_PART: return 1;
   default: return 0;
   }
 }
@@ -709,6 +727,7 @@ void mock_rpc_call(mock_rpc_ctx *ctx, const uint8_t *q, size_t len, mtci_tl_writ
   case ID_USERS_GET_USERS: m_get_users(ctx, &r, out); break;
   case ID_UPDATES_GET_STATE: m_get_state(ctx, out); break;
   case ID_UPLOAD_GET_FILE: m_get_file(ctx, &r, out); break;
+  case ID_UPLOAD_SAVE_FILE_PART: m_save_file_part(&r, ctx, out); break;
   default: rpc_error(ctx, out, 400, "INPUT_METHOD_INVALID"); break;
   }
 }
