@@ -251,7 +251,23 @@ static void req_finish(mtc_context *ctx, mtci_req *r, mtc_result_kind kind, int 
   req_free(r);
 }
 
+/* mtc_invoke promises its callback never runs inside the call, yet the pump
+ * runs there and may fail the new request at once (no address, a connect
+ * refused at once, a timeout already past): such a failure is held, out of
+ * every slot, and expire() delivers it from the next round (~1 ms). */
 static void req_fail(mtc_context *ctx, mtci_req *r, int err) {
+  if (r->id == ctx->invoking && r->kind == MTCI_REQ_APP && err != MTC_ERR_CANCELLED &&
+      !ctx->closing) {
+    if (r->state == MTCI_RS_SENT && r->slot && r->slot->has_sess)
+      (void)mtci_session_cancel(r->slot->sess, r->id);
+    r->slot = NULL;
+    r->state = MTCI_RS_WAIT_FLOOD;
+    r->held_err = err;
+    r->deadline = 0;
+    r->wake_at = now_of(ctx) + 1;
+    ctx->changed = 1;
+    return;
+  }
   req_finish(ctx, r, err == MTC_ERR_CANCELLED ? MTC_RESULT_CANCELLED : MTC_RESULT_ERROR, 0, NULL,
              0, 0, NULL, err);
 }
@@ -525,7 +541,7 @@ static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
   mtci_dc_drop_perm_key(dc);
   x->keying = NULL;
   x->renewing = 0;
-  x->transfer = TR_NONE;
+  if (x->transfer != TR_EXPORT && x->transfer != TR_IMPORT) x->transfer = TR_NONE; /* see on_key_done */
   ctx->dirty = 1;
   ctx->changed = 1;
   LOGW("dc %d: the server forgot auth key %016llx; making a new one", dc->id,
@@ -1425,7 +1441,9 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   }
   key_taken(ctx, s, &k);
   x->keying = NULL;
-  x->transfer = TR_NONE;
+  /* a new key is not authorized; but an export/import already under way
+   * (started while the key was made) goes on with it: no second transfer */
+  if (x->transfer != TR_EXPORT && x->transfer != TR_IMPORT) x->transfer = TR_NONE;
   x->ctr.handshakes_perm++;
   ctx->dirty = 1;
   LOGI("dc %d: auth key created (id %016llx)", dc->id, (unsigned long long)dc->perm_key_id);
@@ -2075,6 +2093,11 @@ static void expire(mtc_context *ctx, int64_t now) {
         acted = 1;
         break;
       }
+      if (r->state == MTCI_RS_WAIT_FLOOD && now >= r->wake_at && r->held_err) {
+        req_fail(ctx, r, r->held_err); /* held back from its mtc_invoke (req_fail) */
+        acted = 1;
+        break;
+      }
       if (r->state == MTCI_RS_WAIT_FLOOD && now >= r->wake_at) {
         r->state = MTCI_RS_PENDING;
         r->slot = NULL;
@@ -2226,6 +2249,7 @@ void mtci_ctx_leave(mtc_context *ctx) {
     ctx->io.arm(ctx->io.ud, d == INT64_MAX ? -1 : d);
   }
   ctx->depth = 0;
+  ctx->invoking = 0; /* the outermost call returns: its request's failures go as usual */
   if (ctx->free_deferred && ctx->io.finalize) ctx->io.finalize(ctx->io.ud);
 }
 
@@ -2537,6 +2561,7 @@ int mtc_invoke(mtc_context *ctx, const mtc_invoke_options *opts, const uint8_t *
   r->ud = user_data;
   r->flags = opts ? opts->flags : 0;
   if (opts && opts->timeout_ms > 0) r->deadline = now_of(ctx) + opts->timeout_ms;
+  if (ctx->depth == 1) ctx->invoking = r->id; /* the pump runs inside this call: see req_fail */
   if (request_id) *request_id = r->id;
   mtci_ctx_leave(ctx); /* may free ctx (a deferred mtc_context_free) */
   return 0;

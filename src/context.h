@@ -137,6 +137,7 @@ typedef struct mtci_req {
   int state;              /* mtci_req_state */
   mtci_slot *slot;        /* SENT: the slot whose session holds it; PENDING: chosen slot */
   int64_t wake_at;        /* WAIT_FLOOD */
+  int held_err;           /* WAIT_FLOOD: a failure held past its own mtc_invoke (req_fail) */
   int64_t deadline;       /* 0: none */
   int migrations, floods, transfers;
   int open_reason;        /* MTC_REASON_* for a connection opened for it */
@@ -237,6 +238,7 @@ struct mtc_context {
   uint64_t next_id;
   /* re-entrancy and lifecycle */
   int depth;
+  uint64_t invoking;      /* id of the request the outermost mtc_invoke is placing (0: none) */
   int changed;            /* the pump has work */
   int closing;
   int free_deferred;

@@ -4,7 +4,10 @@
  * migrations, FLOOD_WAIT, transport errors -404 / -429 / -444, liveness
  * with the stall switch, resets / truncation / a corrupted byte on every
  * framing, cancel, free with pending requests, persistence refusals, media
- * connections, MTProxy (ee), and API argument checks.
+ * connections, MTProxy (ee), API argument checks, and routing corners:
+ * failures never inside mtc_invoke, authorization transfers that fail, are
+ * shared by waiters (cancelled, timed out) or outlive a key, re-entry from
+ * an event callback, FLOOD_WAIT ended by a timeout or a cancel.
  *
  * Loop modes: MODE_HOST (watch_fd/set_timer callbacks driven by a small
  * poll() loop here), MODE_RUN (mtc_context_run) and MODE_RUNNER (the runner
@@ -1420,6 +1423,334 @@ static int free_from_callback(void) {
 
 TEST(free_from_callback) { CHECK(free_from_callback() == 0); }
 
+/* ---- routing: immediate failures, transfers that wait, fail or are cancelled ---------------------------------- */
+
+/* A request that cannot be placed (a DC without any address) fails, but
+ * never from inside mtc_invoke: its callback comes from a later loop round. */
+static int invoke_fail_later(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  mtc_context *ctx = NULL;
+  REQ(mtc_context_new(&ctx, &s, NULL, NULL) == 0);
+  body q = q_nearest();
+  res r[2];
+  memset(r, 0, sizeof r);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 7; /* no seed, no address */
+  for (int i = 0; i < 2; i++) {
+    if (i == 1) o.target = MTC_TARGET_MEDIA;
+    uint64_t id = 0;
+    REQ(mtc_invoke(ctx, &o, q.b, q.n, res_cb, &r[i], &id) == 0 && id != 0);
+    REQ(r[i].calls == 0); /* "never from inside this call" */
+  }
+  for (int64_t end = mono_ms() + 2000; (r[0].calls == 0 || r[1].calls == 0) && mono_ms() < end;)
+    (void)mtc_context_run(ctx, 20);
+  for (int i = 0; i < 2; i++) {
+    REQ(r[i].calls == 1 && r[i].kind == MTC_RESULT_ERROR && r[i].error == MTC_ERR_NO_ADDRESS);
+    ctx_res_clear(&r[i]);
+  }
+  mtc_context_free(ctx);
+  /* the only address fails at connect() itself (multicast: ENETUNREACH) and
+   * one attempt is all there is: MTC_ERR_CONNECT, again from a later round */
+  e.seeds[2].ip = "224.0.0.1";
+  s.max_connect_attempts = 1;
+  s.no_discovery = 1;
+  REQ(mtc_context_new(&ctx, &s, NULL, NULL) == 0);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 3;
+  REQ(mtc_invoke(ctx, &o, q.b, q.n, res_cb, &r[0], NULL) == 0);
+  REQ(r[0].calls == 0);
+  for (int64_t end = mono_ms() + 2000; r[0].calls == 0 && mono_ms() < end;)
+    (void)mtc_context_run(ctx, 20);
+  REQ(r[0].calls == 1 && r[0].kind == MTC_RESULT_ERROR && r[0].error == MTC_ERR_CONNECT);
+  ctx_res_clear(&r[0]);
+  mtc_context_free(ctx);
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(invoke_fail_later) { CHECK(invoke_fail_later() == 0); }
+
+/* The main DC claims an authorization the server does not know: the export
+ * fails (401), the transfer ends, and each waiting request gets its own
+ * 401 once; the export is tried once, nothing is imported. */
+static void do_set_auth2(mtc_context *ctx, void *ud) { *(int *)ud = mtc_context_set_authorized(ctx, 2, 1); }
+
+static int transfer_fails(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "trfail") == 0);
+  res r[3];
+  memset(r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r[0], WAIT_MS) == 0 && r[0].kind == MTC_RESULT_OK);
+  ctx_res_clear(&r[0]);
+  int rc = -1;
+  REQ(h_exec(&h, do_set_auth2, &rc) == 0 && rc == 0);
+  mtc_invoke_options o1;
+  memset(&o1, 0, sizeof o1);
+  o1.target = MTC_TARGET_DC;
+  o1.dc_id = 1;
+  body f = q_get_file(0, 4096);
+  REQ(h_invoke(&h, &o1, &f, &r[0], NULL) == 0); /* 401 on DC 1: both wait for one export */
+  REQ(h_invoke(&h, &o1, &f, &r[1], NULL) == 0);
+  o1.flags = MTC_INVOKE_NO_AUTH_TRANSFER;
+  REQ(h_invoke(&h, &o1, &f, &r[2], NULL) == 0);   /* 401 to the app at once */
+  for (int i = 0; i < 3; i++) REQ(h_wait(&h, pred_res, &r[i], WAIT_MS));
+  h_idle(&h, 200);
+  for (int i = 0; i < 3; i++) {
+    REQ(r[i].calls == 1 && r[i].kind == MTC_RESULT_RPC_ERROR && r[i].code == 401);
+    REQ(strcmp(r[i].msg, "AUTH_KEY_UNREGISTERED") == 0 && r[i].dc_id == 1);
+    ctx_res_clear(&r[i]);
+  }
+  REQ(ctx_mock_method(e.cl, 2, "auth.exportAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 1, "auth.importAuthorization") == 0);
+  REQ(mtc_context_is_authorized(h.ctx, 2) == 0 && mtc_context_is_authorized(h.ctx, 1) == 0);
+  h_free(&h);
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(transfer_fails) { CHECK(transfer_fails() == 0); }
+
+/* Requests waiting for the one transfer to DC 1: one is cancelled while it
+ * waits, one is cancelled from inside another's result callback, one times
+ * out while the import is held back; each gets exactly one callback, and
+ * the DC is authorized once. */
+typedef struct tr_probe {
+  res r;
+  uint64_t cancel_id; /* cancel this from the callback */
+  int cancel_rc;
+  mtc_context *ctx;
+} tr_probe;
+
+static void cb_tr_cancel(void *ud, const mtc_result *r) {
+  tr_probe *p = ud;
+  res_cb(&p->r, r);
+  p->cancel_rc = mtc_cancel(p->ctx, p->cancel_id);
+  if (mtc_cancel(p->ctx, r->request_id) != MTC_ERR_REQUEST_UNKNOWN) p->cancel_rc = 1000;
+}
+
+static int transfer_waiters(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "trwait") == 0);
+  REQ(login(&h) == 0);
+  REQ(ctx_set_fault(e.cl, 1, "delay_ms=300") == 0);
+  tr_probe p[4];
+  memset(p, 0, sizeof p);
+  mtc_invoke_options o1;
+  memset(&o1, 0, sizeof o1);
+  o1.target = MTC_TARGET_DC;
+  o1.dc_id = 1;
+  uint64_t id[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 4; i++) {
+    body f = q_get_file((int64_t)i * 4096, 4096);
+    mtc_invoke_options o = o1;
+    if (i == 3) o.timeout_ms = 500; /* before the transfer can be done */
+    p[i].ctx = h.ctx;
+    p[i].cancel_id = UINT64_MAX; /* none */
+    REQ(mtc_invoke(h.ctx, i == 0 ? NULL : &o, f.b, f.n, cb_tr_cancel, &p[i], &id[i]) == 0);
+  }
+  p[0].cancel_id = id[2]; /* the first answer cancels request 2 if it still waits */
+  h_idle(&h, 100);
+  REQ(mtc_cancel(h.ctx, id[1]) == 0); /* waiting for the key of DC 1 or the transfer */
+  REQ(p[1].r.calls == 1 && p[1].r.kind == MTC_RESULT_CANCELLED);
+  REQ(mtc_cancel(h.ctx, id[1]) == MTC_ERR_REQUEST_UNKNOWN);
+  REQ(h_wait(&h, pred_res, &p[0].r, WAIT_MS));
+  h_idle(&h, 500);
+  REQ(p[0].r.calls == 1 && p[0].r.kind == MTC_RESULT_OK && p[0].r.dc_id == 1);
+  REQ(p[0].cancel_rc == 0 || p[0].cancel_rc == MTC_ERR_REQUEST_UNKNOWN);
+  REQ(p[1].r.calls == 1);
+  REQ(p[2].r.calls == 1);
+  REQ(p[2].r.kind == (p[0].cancel_rc == 0 ? MTC_RESULT_CANCELLED : MTC_RESULT_OK));
+  REQ(p[3].r.calls == 1 && p[3].r.kind == MTC_RESULT_ERROR && p[3].r.error == MTC_ERR_TIMEOUT);
+  for (int i = 0; i < 4; i++) REQ(p[i].cancel_rc != 1000);
+  REQ(ctx_mock_method(e.cl, 5, "auth.exportAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 1, "auth.importAuthorization") == 1);
+  REQ(mtc_context_is_authorized(h.ctx, 1) == 1);
+  for (int i = 0; i < 4; i++) ctx_res_clear(&p[i].r);
+  h_free(&h);
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(transfer_waiters) { CHECK(transfer_waiters() == 0); }
+
+/* Re-entry from an event callback: MAIN_DC_CHANGED (PHONE_MIGRATE_5 of a
+ * sendCode) cancels the very request being migrated - CANCELLED once, and
+ * it never reaches the new main DC - and invokes a new one, which the new
+ * main DC answers. Then mtc_context_free from the same event: deferred to
+ * the end of the call, the pending requests are cancelled once. */
+typedef struct ev_probe {
+  mtc_context *ctx;
+  uint64_t cancel_id;
+  int cancel_rc, invoke_rc, do_free, freed, migrated;
+  res cancelled, fresh, other;
+} ev_probe;
+
+static void cb_ev_reenter(void *ud, const mtc_event *ev) {
+  ev_probe *p = ud;
+  if (ev->type != MTC_EVENT_MAIN_DC_CHANGED || p->migrated++) return;
+  if (p->do_free) {
+    mtc_context_free(p->ctx);
+    p->freed = 1;
+    return;
+  }
+  p->cancel_rc = mtc_cancel(p->ctx, p->cancel_id);
+  body q = q_nearest();
+  p->invoke_rc = mtc_invoke(p->ctx, NULL, q.b, q.n, res_cb, &p->fresh, NULL);
+}
+
+static int event_reentry(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.state_path = NULL;
+  for (int round = 0; round < 2; round++) {
+    ev_probe p;
+    memset(&p, 0, sizeof p);
+    p.cancel_rc = p.invoke_rc = 1;
+    p.do_free = round == 1;
+    mtc_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.on_event = cb_ev_reenter;
+    REQ(mtc_context_new(&p.ctx, &s, &cb, &p) == 0);
+    body q = q_send_code();
+    REQ(mtc_invoke(p.ctx, NULL, q.b, q.n, res_cb, &p.cancelled, &p.cancel_id) == 0);
+    body n = q_nearest();
+    mtc_invoke_options o3;
+    memset(&o3, 0, sizeof o3);
+    o3.target = MTC_TARGET_DC;
+    o3.dc_id = 3;
+    REQ(ctx_set_fault(e.cl, 3, "drop_method=help.getNearestDc") == 0);
+    REQ(mtc_invoke(p.ctx, &o3, n.b, n.n, res_cb, &p.other, NULL) == 0); /* never answered */
+    for (int64_t end = mono_ms() + WAIT_MS; !p.freed && p.fresh.calls == 0 && mono_ms() < end;)
+      (void)mtc_context_run(p.ctx, 20);
+    if (!p.freed) {
+      sleep_ms(100);
+      (void)mtc_context_run(p.ctx, 100); /* a late sendCode answer would show here */
+    }
+    REQ(p.migrated == 1 && p.cancelled.calls == 1 && p.cancelled.kind == MTC_RESULT_CANCELLED);
+    if (round == 0) {
+      REQ(p.cancel_rc == 0 && p.invoke_rc == 0);
+      REQ(p.fresh.calls == 1 && p.fresh.kind == MTC_RESULT_OK && p.fresh.dc_id == 5);
+      REQ(ctx_mock_method(e.cl, 5, "auth.sendCode") == 0); /* the cancelled one was not resent */
+      REQ(p.other.calls == 0);
+      mtc_context_free(p.ctx);
+    }
+    REQ(p.other.calls == 1 && p.other.kind == MTC_RESULT_CANCELLED);
+    ctx_res_clear(&p.cancelled);
+    ctx_res_clear(&p.fresh);
+    ctx_res_clear(&p.other);
+  }
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(event_reentry) { CHECK(event_reentry() == 0); }
+
+/* DC 1 forgets its key (-404) while the export for it is under way: the
+ * transfer goes on with the new key, and a request that meets 401 on the
+ * new key meanwhile waits for it - one export, one import. */
+static int transfer_key_dropped(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "trdrop") == 0);
+  REQ(login(&h) == 0);
+  mtc_invoke_options o1;
+  memset(&o1, 0, sizeof o1);
+  o1.target = MTC_TARGET_DC;
+  o1.dc_id = 1;
+  res r[3];
+  memset(r, 0, sizeof r);
+  body n = q_nearest();
+  REQ(h_call(&h, &o1, &n, &r[1], WAIT_MS) == 0 && r[1].kind == MTC_RESULT_OK); /* DC 1's key */
+  ctx_res_clear(&r[1]);
+  REQ(ctx_set_fault(e.cl, 5, "delay_ms=600") == 0); /* the export's answer comes late */
+  body f = q_get_file(0, 4096);
+  REQ(h_invoke(&h, &o1, &f, &r[0], NULL) == 0); /* 401: waits for the transfer */
+  h_idle(&h, 100);
+  REQ(r[0].calls == 0);
+  REQ(ctx_set_fault(e.cl, 1, "transport_404_once=1") == 0);
+  REQ(h_call(&h, &o1, &n, &r[1], WAIT_MS) == 0 && r[1].kind == MTC_RESULT_OK); /* new key */
+  REQ(count_events(&h, MTC_EVENT_AUTH_KEY_DROPPED, 1, 0) == 1);
+  REQ(h_invoke(&h, &o1, &f, &r[2], NULL) == 0); /* 401 on the new key */
+  REQ(h_wait(&h, pred_res, &r[0], WAIT_MS) && h_wait(&h, pred_res, &r[2], WAIT_MS));
+  h_idle(&h, 100);
+  for (int i = 0; i < 3; i++) {
+    REQ(r[i].calls == 1 && r[i].kind == MTC_RESULT_OK && r[i].dc_id == 1);
+    ctx_res_clear(&r[i]);
+  }
+  REQ(ctx_mock_method(e.cl, 5, "auth.exportAuthorization") == 1);
+  REQ(ctx_mock_method(e.cl, 1, "auth.importAuthorization") == 1);
+  h_free(&h);
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(transfer_key_dropped) { CHECK(transfer_key_dropped() == 0); }
+
+/* FLOOD_WAIT_X being waited out ends early, once, when the request's own
+ * timeout passes or it is cancelled; neither is resent afterwards. */
+static void do_cancel_id(mtc_context *ctx, void *ud) {
+  cancel_call *c = ud;
+  c->rc = mtc_cancel(ctx, c->id);
+}
+
+static int flood_wait_ends(void) {
+  script_env x;
+  REQ(script_start(&x) == 0);
+  x.s.flood_wait_auto_s = 5;
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &x.s, "floodend") == 0);
+  const char *l[2] = {"420 FLOOD_WAIT_1", "420 FLOOD_WAIT_1"};
+  sdc_script(&x.d, l, 2);
+  res r[2];
+  memset(r, 0, sizeof r);
+  body q = q_nearest();
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = 400;
+  int64_t t0 = mono_ms();
+  REQ(h_call(&h, &o, &q, &r[0], WAIT_MS) == 0);
+  REQ(r[0].kind == MTC_RESULT_ERROR && r[0].error == MTC_ERR_TIMEOUT);
+  REQ(r[0].at - t0 >= 350 && r[0].at - t0 < 900);
+  uint64_t id = 0;
+  REQ(h_invoke(&h, NULL, &q, &r[1], &id) == 0);
+  h_idle(&h, 300);
+  REQ(r[1].calls == 0);
+  cancel_call cc = {id, -1, 0, 0, &r[1]};
+  REQ(h_exec(&h, do_cancel_id, &cc) == 0 && cc.rc == 0);
+  REQ(r[1].calls == 1 && r[1].kind == MTC_RESULT_CANCELLED);
+  h_idle(&h, 1200); /* past both waits */
+  REQ(r[0].calls == 1 && r[1].calls == 1);
+  mock_loop_lock(x.d.loop);
+  int queries = x.d.queries;
+  mock_loop_unlock(x.d.loop);
+  REQ(queries == 2);
+  for (int i = 0; i < 2; i++) ctx_res_clear(&r[i]);
+  h_free(&h);
+  script_stop(&x);
+  return 0;
+}
+
+TEST(flood_wait_ends) { CHECK(flood_wait_ends() == 0); }
+
 /* ---- persistence refusals ------------------------------------------------------------------------------------ */
 
 static int read_file(const char *path, char *buf, size_t cap, size_t *len, struct stat *st) {
@@ -2008,6 +2339,8 @@ int main(int argc, char **argv) {
       CASE(cancel_and_free_run), CASE(cancel_and_free_host), CASE(runner_free_pending), CASE(free_from_callback),
       CASE(bad_state_file),  CASE(state_overflow_keeps_keys), CASE(state_callbacks),     CASE(media_connections),   CASE(mtproxy_ee), CASE(socks5),
       CASE(liveness_stall),  CASE(upload_burst_host),
+      CASE(invoke_fail_later), CASE(transfer_fails), CASE(transfer_waiters), CASE(event_reentry),
+      CASE(transfer_key_dropped), CASE(flood_wait_ends),
   };
   return ctx_test_run("context", cases, sizeof cases / sizeof cases[0], argc, argv);
 }
