@@ -60,6 +60,14 @@ static size_t max_body(mtci_codec_kind kind) {
 
 /* ---- tags and sizes ----------------------------------------------------- */
 
+int mtci_codec_check_len(mtci_codec_kind kind, uint32_t w) {
+  if (kind != MTCI_CODEC_INTERMEDIATE && kind != MTCI_CODEC_PADDED) return 0;
+  if (w == 0) return MTC_ERR_FRAME_LENGTH;
+  if (w > max_body(kind)) return MTC_ERR_FRAME_TOO_LARGE;
+  if (kind == MTCI_CODEC_INTERMEDIATE ? w % 4 != 0 : w < 4) return MTC_ERR_FRAME_LENGTH;
+  return 0;
+}
+
 int mtci_codec_tag(mtci_codec_kind kind, uint8_t out[4]) {
   uint8_t b;
   int len;
@@ -335,9 +343,8 @@ static int on_header(mtci_codec *c, mtci_frame *ev) {
       c->ack_req = 1;
       w &= ~QUICK_ACK_BIT;
     }
-    if (w == 0) return MTC_ERR_FRAME_LENGTH;
-    if (w > max_body(c->kind)) return MTC_ERR_FRAME_TOO_LARGE;
-    if (c->kind == MTCI_CODEC_INTERMEDIATE ? w % 4 != 0 : w < 4) return MTC_ERR_FRAME_LENGTH;
+    int rc = mtci_codec_check_len(c->kind, w);
+    if (rc) return rc;
     body = w;
     break;
   }

@@ -108,6 +108,12 @@ typedef struct mtci_frame {
   int ack_requested;  /* server role, DATA: the client asked for a quick ack */
 } mtci_frame;
 
+/* The length word of an intermediate or padded frame (quick-ack bit
+ * cleared): 0 if the codec accepts it, else MTC_ERR_FRAME_LENGTH (0, not a
+ * multiple of 4 for intermediate, under 4 for padded) or
+ * MTC_ERR_FRAME_TOO_LARGE. Other kinds: 0. */
+int mtci_codec_check_len(mtci_codec_kind kind, uint32_t w);
+
 /* Caller-allocated; all fields are private to codec.c. */
 typedef struct mtci_codec {
   mtci_codec_kind kind;

@@ -537,10 +537,7 @@ static size_t next_frame_len(mtci_codec_kind kind, const uint8_t *p, size_t n) {
   if (n < 4) return 0;
   uint32_t w = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
   if (w & 0x80000000u) return 4; /* a quick-ack token in place of a length */
-  /* the codec's length checks (codec.c on_header), so a bad word fails now */
-  int bad = kind == MTCI_CODEC_INTERMEDIATE ? w > MTCI_CODEC_MAX_PAYLOAD || w % 4 != 0
-                                            : w < 4 || w > MTCI_CODEC_MAX_PAYLOAD + 15u;
-  return bad ? 1 : 4 + (size_t)w;
+  return mtci_codec_check_len(kind, w) ? 1 : 4 + (size_t)w; /* a bad word fails now */
 }
 
 /* A codec event becomes a stack event. */
