@@ -511,6 +511,13 @@ static void attempt_failed(mtc_context *ctx, mtci_slot *s, int err, int64_t now)
 
 static void renewal_clear(mtc_context *ctx, mtci_ctx_dc *x);
 
+/* The DC's key changed: a finished (or failed) authorization transfer no
+ * longer holds; one under way (export or import) goes on with the new key,
+ * so requests waiting for it never start a second transfer. */
+static void transfer_forget(mtci_ctx_dc *x) {
+  if (x->transfer != TR_EXPORT && x->transfer != TR_IMPORT) x->transfer = TR_NONE;
+}
+
 static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
   mtci_dc *dc = ctx->dcs.dcs[dci];
   mtci_ctx_dc *x = dcx_at(ctx, dci);
@@ -541,7 +548,7 @@ static void drop_key(mtc_context *ctx, size_t dci, int reason, int64_t now) {
   mtci_dc_drop_perm_key(dc);
   x->keying = NULL;
   x->renewing = 0;
-  if (x->transfer != TR_EXPORT && x->transfer != TR_IMPORT) x->transfer = TR_NONE; /* see on_key_done */
+  transfer_forget(x);
   ctx->dirty = 1;
   ctx->changed = 1;
   LOGW("dc %d: the server forgot auth key %016llx; making a new one", dc->id,
@@ -1441,9 +1448,7 @@ static void on_key_done(mtc_context *ctx, mtci_slot *s, int64_t now) {
   }
   key_taken(ctx, s, &k);
   x->keying = NULL;
-  /* a new key is not authorized; but an export/import already under way
-   * (started while the key was made) goes on with it: no second transfer */
-  if (x->transfer != TR_EXPORT && x->transfer != TR_IMPORT) x->transfer = TR_NONE;
+  transfer_forget(x); /* a new key is not authorized */
   x->ctr.handshakes_perm++;
   ctx->dirty = 1;
   LOGI("dc %d: auth key created (id %016llx)", dc->id, (unsigned long long)dc->perm_key_id);
