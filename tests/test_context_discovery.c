@@ -58,6 +58,7 @@
 #include "context_env.h"
 #include "context_requests.h"
 #include "test.h"
+#include "test_net.h"
 #include "tl/tl.h"
 
 #define SCONF_KEY 3 /* mock_test_key_pem(3): mock DC 4's key, used here to sign the config */
@@ -717,16 +718,10 @@ static int silent_seed(void) {
   denv e;
   REQ(denv_start(&e, 0, 0, 0) == 0);
   /* a listener that never accepts: the kernel completes the TCP handshake */
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+  int lfd = test_tcp_listen(8, &port);
   REQ(lfd >= 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(0x7f000001);
-  socklen_t sl = sizeof sa;
-  REQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 8) == 0);
-  REQ(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
-  e.base.seeds[1].port = ntohs(sa.sin_port); /* DC 2 */
+  e.base.seeds[1].port = port; /* DC 2 */
   mtc_settings s;
   denv_settings(&e, &s);
   s.discovery_after_ms = 800;
@@ -770,22 +765,21 @@ TEST(silent_seed) { CHECK(silent_seed() == 0); }
 static int dup_endpoints(void) {
   denv e;
   REQ(denv_start(&e, 0, 0, 0) == 0);
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+  int lfd = test_tcp_listen(0, &port);
   REQ(lfd >= 0);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(0x7f000001);
-  socklen_t sl = sizeof sa;
-  REQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 0) == 0);
-  REQ(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int fill[3];
   for (int i = 0; i < 3; i++) { /* fill the accept queue; later SYNs are dropped */
     fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     REQ(fill[i] >= 0);
     (void)connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
   }
-  e.base.seeds[1].port = ntohs(sa.sin_port); /* DC 2 */
+  e.base.seeds[1].port = port; /* DC 2 */
   uint16_t alt[5];
   for (int dc = 1; dc <= 5; dc++) alt[dc - 1] = mock_dc_alt_port(e.base.cl, dc);
   mock_sconf_ip ips[5], dc2[4];
@@ -955,16 +949,8 @@ static int rawdoh_start(rawdoh *r, const char *resp, size_t len) {
   memset(r, 0, sizeof *r);
   r->resp = resp;
   r->resp_len = len;
-  r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  r->lfd = test_tcp_listen(8, &r->port);
   REQ(r->lfd >= 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(0x7f000001);
-  socklen_t sl = sizeof sa;
-  REQ(bind(r->lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(r->lfd, 8) == 0);
-  REQ(getsockname(r->lfd, (struct sockaddr *)&sa, &sl) == 0);
-  r->port = ntohs(sa.sin_port);
   REQ(pthread_create(&r->th, NULL, rawdoh_main, r) == 0);
   return 0;
 }

@@ -125,6 +125,16 @@ static void env_settings(env *e, mtc_settings *s) {
   s->pfs = 1;
 }
 
+/* The cluster, and settings with 4 s temp keys (renewed 1 s before they
+ * expire) and no state file. */
+static int short_key_env(env *e, mtc_settings *s) {
+  if (env_start(e) != 0) return -1;
+  env_settings(e, s);
+  s->state_path = NULL;
+  s->temp_key_expires_s = 4;
+  return 0;
+}
+
 /* Sum of a mock counter over the 5 DCs. */
 typedef struct mock_sum {
   uint64_t perm, temp, binds, t404, rpcs;
@@ -465,6 +475,33 @@ static int state_temp_key(const char *path, int dc, char hex[17], int *bound) {
   return rc;
 }
 
+/* Wait (bounded) until every result of rs[0..n) came; the number still missing. */
+static int h_wait_all(harness *h, const res *rs, int n, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  for (int i = 0; i < n && mono_ms() < end; i++)
+    while (rs[i].calls == 0 && mono_ms() < end) (void)mtc_context_run(h->ctx, 20);
+  int missing = 0;
+  for (int i = 0; i < n; i++) missing += rs[i].calls == 0;
+  return missing;
+}
+
+/* Requests of rs[0..n) answered other than exactly once with a result. */
+static int not_ok_once(const res *rs, int n) {
+  int bad = 0;
+  for (int i = 0; i < n; i++) bad += rs[i].calls != 1 || rs[i].kind != MTC_RESULT_OK;
+  return bad;
+}
+
+/* Invoke q on DC dc (timeout_ms 0: none); the result goes to *r. */
+static int invoke_dc(harness *h, int dc, const body *q, int timeout_ms, res *r, uint64_t *id) {
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = dc;
+  o.timeout_ms = timeout_ms;
+  return mtc_invoke(h->ctx, &o, q->b, q->n, res_cb, r, id);
+}
+
 #define STREAM_MAX 400
 
 /*
@@ -516,14 +553,11 @@ TEST(renewal_without_gap) {
     }
     (void)mtc_context_run(h.ctx, 5);
   }
-  int64_t end = mono_ms() + WAIT_MS;
-  for (int i = 0; i < n && mono_ms() < end; i++)
-    while (rs[i].calls == 0 && mono_ms() < end) (void)mtc_context_run(h.ctx, 20);
+  (void)h_wait_all(&h, rs, n, WAIT_MS); /* a missing one counts in not_ok_once */
   h_idle(&h, 300); /* late duplicates would show here; the old connection closes */
   int64_t worst = 0, worst_at = 0;
-  int bad = 0;
+  int bad = not_ok_once(rs, n);
   for (int i = 0; i < n; i++) {
-    if (rs[i].calls != 1 || rs[i].kind != MTC_RESULT_OK) bad++;
     int64_t l = rs[i].at - sent_at[i];
     if (rs[i].calls && l > worst) {
       worst = l;
@@ -586,11 +620,8 @@ static int tcp_poke(uint16_t port) {
  * work again a new key is made and bound. */
 TEST(renewal_fails_then_old_way) {
   env e;
-  CHECK_EQ_INT(env_start(&e), 0);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.state_path = NULL;
-  s.temp_key_expires_s = 4;
+  CHECK_EQ_INT(short_key_env(&e, &s), 0);
   s.reconnect_initial_ms = 200;
   s.reconnect_max_ms = 400;
   harness h;
@@ -631,23 +662,6 @@ TEST(renewal_fails_then_old_way) {
   ctx_env_stop(&e);
 }
 
-/* Wait (bounded) until every result of rs[0..n) came; the number still missing. */
-static int h_wait_all(harness *h, const res *rs, int n, int timeout_ms) {
-  int64_t end = mono_ms() + timeout_ms;
-  for (int i = 0; i < n && mono_ms() < end; i++)
-    while (rs[i].calls == 0 && mono_ms() < end) (void)mtc_context_run(h->ctx, 20);
-  int missing = 0;
-  for (int i = 0; i < n; i++) missing += rs[i].calls == 0;
-  return missing;
-}
-
-/* Requests of rs[0..n) answered other than exactly once with a result. */
-static int not_ok_once(const res *rs, int n) {
-  int bad = 0;
-  for (int i = 0; i < n; i++) bad += rs[i].calls != 1 || rs[i].kind != MTC_RESULT_OK;
-  return bad;
-}
-
 #define LATE_MAX 64
 
 /*
@@ -660,11 +674,8 @@ static int not_ok_once(const res *rs, int n) {
  */
 TEST(renewal_bind_late_old_key_not_rebound) {
   env e;
-  CHECK_EQ_INT(env_start(&e), 0);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.state_path = NULL;
-  s.temp_key_expires_s = 4;
+  CHECK_EQ_INT(short_key_env(&e, &s), 0);
   s.reconnect_initial_ms = 200;
   s.reconnect_max_ms = 400;
   harness h;
@@ -682,11 +693,7 @@ TEST(renewal_bind_late_old_key_not_rebound) {
     if (!seen && mock_error(&e, 5, "401 AUTH_KEY_PERM_EMPTY") > e401_0) seen = mono_ms();
     if (seen && mono_ms() - seen > 400) break;
     if (mono_ms() >= next) {
-      mtc_invoke_options o;
-      memset(&o, 0, sizeof o);
-      o.target = MTC_TARGET_DC;
-      o.dc_id = 5;
-      CHECK_EQ_INT(mtc_invoke(h.ctx, &o, q.b, q.n, res_cb, &rs[n], NULL), 0);
+      CHECK_EQ_INT(invoke_dc(&h, 5, &q, 0, &rs[n], NULL), 0);
       n++;
       next += 100;
     }
@@ -712,15 +719,6 @@ static int h_until(harness *h, const unsigned *flag, unsigned want, int timeout_
   return *flag >= want ? 0 : -1;
 }
 
-static int invoke_dc(harness *h, int dc, const body *q, int timeout_ms, res *r, uint64_t *id) {
-  mtc_invoke_options o;
-  memset(&o, 0, sizeof o);
-  o.target = MTC_TARGET_DC;
-  o.dc_id = dc;
-  o.timeout_ms = timeout_ms;
-  return mtc_invoke(h->ctx, &o, q->b, q->n, res_cb, r, id);
-}
-
 /*
  * Requests left on the retired slot (the old main session after a switch;
  * their answers never come here) end the ways an application ends them:
@@ -730,11 +728,8 @@ static int invoke_dc(harness *h, int dc, const body *q, int timeout_ms, res *r, 
  */
 TEST(retired_requests_cancel_timeout_free) {
   env e;
-  CHECK_EQ_INT(env_start(&e), 0);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.state_path = NULL;
-  s.temp_key_expires_s = 4;
+  CHECK_EQ_INT(short_key_env(&e, &s), 0);
   harness h;
   CHECK_EQ_INT(h_start(&h, &s), 0);
   body code = q_send_code(), near = q_nearest();
@@ -833,11 +828,8 @@ TEST(free_mid_renewal_state_keeps_bound_key) {
  */
 TEST(media_old_key_session_ends_on_404) {
   env e;
-  CHECK_EQ_INT(env_start(&e), 0);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.state_path = NULL;
-  s.temp_key_expires_s = 4;
+  CHECK_EQ_INT(short_key_env(&e, &s), 0);
   s.media_connections_per_dc = 1;
   harness h;
   CHECK_EQ_INT(h_start(&h, &s), 0);
@@ -884,11 +876,8 @@ TEST(media_old_key_session_ends_on_404) {
  */
 TEST(main_lost_during_renewal_keeps_renewal) {
   env e;
-  CHECK_EQ_INT(env_start(&e), 0);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.state_path = NULL;
-  s.temp_key_expires_s = 4;
+  CHECK_EQ_INT(short_key_env(&e, &s), 0);
   harness h;
   CHECK_EQ_INT(h_start(&h, &s), 0);
   body code = q_send_code();

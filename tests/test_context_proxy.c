@@ -557,17 +557,24 @@ static int64_t thread_cpu_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The cluster with a DNS server that never answers, and settings for a
+ * SOCKS5 proxy named socks.mtconn.test (so every dial waits on a lookup). */
+static int silent_socks_env(env *e, mtc_settings *s) {
+  if (env_start(e) != 0) return -1;
+  mock_dns_set_drop(e->dns, 1);
+  env_settings(e, s);
+  s->proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  return 0;
+}
+
 /* A DNS server that never answers: the slot waits without spinning (the
  * context's next timeout stays in the future, the loop sleeps), the lookup
  * times out after min(connect_timeout_ms, 5 s), and with one attempt
  * allowed the request fails with MTC_ERR_PROXY_HOST. */
 static int silent_dns(void) {
   env e;
-  REQ(env_start(&e) == 0);
-  mock_dns_set_drop(e.dns, 1);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  REQ(silent_socks_env(&e, &s) == 0);
   s.max_connect_attempts = 1;
   s.connect_timeout_ms = 1000;
   mtc_context *ctx = NULL;
@@ -814,11 +821,8 @@ static void step(mtc_context *ctx) {
  * unwatched and the timer cancelled. */
 static int free_in_flight(void) {
   env e;
-  REQ(env_start(&e) == 0);
-  mock_dns_set_drop(e.dns, 1);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  REQ(silent_socks_env(&e, &s) == 0);
   mtc_context *ctx = NULL;
   g_timer_calls = 0;
   REQ(new_ctx_counted(&ctx, &s) == 0);
@@ -939,11 +943,8 @@ static int64_t cb_now(void *ud) {
  * a callback, the new one gives the list. */
 static int superseded(void) {
   env e;
-  REQ(env_start(&e) == 0);
-  mock_dns_set_drop(e.dns, 1);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  REQ(silent_socks_env(&e, &s) == 0);
   mtc_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.on_log = cb_log;
@@ -999,11 +1000,8 @@ TEST(superseded_lookup) { CHECK(superseded() == 0); }
  * meanwhile. */
 static int tiny_deadline(void) {
   env e;
-  REQ(env_start(&e) == 0);
-  mock_dns_set_drop(e.dns, 1);
   mtc_settings s;
-  env_settings(&e, &s);
-  s.proxy = "tg://socks?server=socks.mtconn.test&port=1080";
+  REQ(silent_socks_env(&e, &s) == 0);
   s.max_connect_attempts = 2;
   s.connect_timeout_ms = 1;
   s.reconnect_initial_ms = 50;

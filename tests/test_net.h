@@ -1,7 +1,6 @@
 /*
- * Loopback TCP for the test programs: one blocking connect to
- * 127.0.0.1:port, bounded by a send timeout, with TCP_NODELAY. Returns the
- * fd, or -errno (e.g. -ECONNREFUSED) on failure.
+ * Loopback TCP for the test programs: a blocking connect to 127.0.0.1:port,
+ * and a listener on 127.0.0.1 at a kernel-chosen port.
  */
 #ifndef MTC_TEST_NET_H
 #define MTC_TEST_NET_H
@@ -15,6 +14,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+/* One blocking connect to 127.0.0.1:port, bounded by a send timeout, with
+ * TCP_NODELAY. Returns the fd, or -errno (e.g. -ECONNREFUSED). */
 static inline int test_tcp_connect(uint16_t port, int timeout_ms) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -errno;
@@ -32,6 +33,27 @@ static inline int test_tcp_connect(uint16_t port, int timeout_ms) {
     close(fd);
     return -e;
   }
+  return fd;
+}
+
+/* A listener on 127.0.0.1 (port chosen by the kernel, into *port) that the
+ * test never accepts on: the kernel completes up to `backlog` handshakes.
+ * Returns the fd, or -errno. */
+static inline int test_tcp_listen(int backlog, uint16_t *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, backlog) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  *port = ntohs(a.sin_port);
   return fd;
 }
 
