@@ -99,8 +99,6 @@ int64_t mtci_session_server_time_ms(const mtci_session *s, int64_t now_ms) {
  * they and the moved entries left behind is zeroized) or grow (a new array:
  * the old one is zeroized, not left to realloc). */
 static int evq_room(mtci_session *s) {
-  size_t used = s->evq_head + s->evq_n;
-  if (used < s->evq_cap) return 0;
   if (s->evq_head > 0) {
     memmove(s->evq, s->evq + s->evq_head, s->evq_n * sizeof *s->evq);
     mtci_zeroize(s->evq + s->evq_n, s->evq_head * sizeof *s->evq);
@@ -124,15 +122,11 @@ static int evq_room(mtci_session *s) {
   return 0;
 }
 
-/* A new entry at the end of the queue: ev zeroed, no payload; or NULL. */
+/* A new entry at the end of the queue (its fields are the caller's to
+ * set); or NULL. */
 static mtci_session_evq *evq_push(mtci_session *s) {
-  if (evq_room(s)) return NULL;
-  mtci_session_evq *q = &s->evq[s->evq_head + s->evq_n++];
-  memset(&q->ev, 0, sizeof q->ev);
-  q->buf = NULL;
-  q->buf_size = 0;
-  q->inl_size = 0;
-  return q;
+  if (s->evq_head + s->evq_n == s->evq_cap && evq_room(s)) return NULL;
+  return &s->evq[s->evq_head + s->evq_n++];
 }
 
 int mtci_sess_event_owned(mtci_session *s, int type, uint64_t token, uint8_t *buf, size_t size,
@@ -145,13 +139,11 @@ int mtci_sess_event_owned(mtci_session *s, int type, uint64_t token, uint8_t *bu
     }
     return MTC_ERR_NOMEM;
   }
-  q->ev.type = type;
-  q->ev.token = token;
-  q->ev.data = data;
-  q->ev.len = len;
-  q->ev.msg_id = msg_id;
+  q->ev = (mtci_session_event){.type = type, .token = token, .data = data, .len = len,
+                                .msg_id = msg_id};
   q->buf = buf;
   q->buf_size = size;
+  q->inl_size = 0;
   return 0;
 }
 
@@ -161,27 +153,27 @@ int mtci_sess_event(mtci_session *s, int type, uint64_t token, int32_t code, con
   if (data && len < MTCI_SESS_EV_INLINE) { /* small: in the entry */
     q = evq_push(s);
     if (!q) return MTC_ERR_NOMEM;
+    q->ev = (mtci_session_event){.type = type, .code = code, .token = token, .len = len,
+                                  .value = value, .msg_id = msg_id};
+    q->buf = NULL;
+    q->buf_size = 0;
     if (len) memcpy(q->inl, data, len);
     q->inl[len] = 0;
     q->inl_size = (uint8_t)(len + 1);
-    q->ev.type = type;
-    q->ev.token = token;
-    q->ev.len = len;
-    q->ev.msg_id = msg_id;
-  } else {
-    uint8_t *buf = NULL;
-    if (data) {
-      if (len == SIZE_MAX) return MTC_ERR_NOMEM;
-      buf = malloc(len + 1);
-      if (!buf) return MTC_ERR_NOMEM;
-      if (len) memcpy(buf, data, len);
-      buf[len] = 0;
-    }
-    int rc = mtci_sess_event_owned(s, type, token, buf, data ? len + 1 : 0, buf, data ? len : 0,
-                                   msg_id);
-    if (rc) return rc;
-    q = &s->evq[s->evq_head + s->evq_n - 1];
+    return 0;
   }
+  uint8_t *buf = NULL;
+  if (data) {
+    if (len == SIZE_MAX) return MTC_ERR_NOMEM;
+    buf = malloc(len + 1);
+    if (!buf) return MTC_ERR_NOMEM;
+    if (len) memcpy(buf, data, len);
+    buf[len] = 0;
+  }
+  int rc = mtci_sess_event_owned(s, type, token, buf, data ? len + 1 : 0, buf, data ? len : 0,
+                                 msg_id);
+  if (rc) return rc;
+  q = &s->evq[s->evq_head + s->evq_n - 1];
   q->ev.code = code;
   q->ev.value = value;
   return 0;
@@ -569,10 +561,12 @@ static mtci_sess_seen *seen_ring(const mtci_session *s) {
   return (mtci_sess_seen *)(void *)s->seen;
 }
 
-static size_t seen_pos(const mtci_sess_seen *w, size_t k) {
-  size_t i = w->head + k;
-  return i < w->cap ? i : i - w->cap;
-}
+/* cap is a power of two (MTCI_SESS_SEEN_MIN_CAP doubled or halved, at
+ * most MTCI_SESSION_SEEN_WINDOW): a position wraps with a mask. */
+_Static_assert((MTCI_SESS_SEEN_MIN_CAP & (MTCI_SESS_SEEN_MIN_CAP - 1)) == 0 &&
+                   (MTCI_SESSION_SEEN_WINDOW & (MTCI_SESSION_SEEN_WINDOW - 1)) == 0,
+               "seen ring sizes are powers of two");
+static size_t seen_pos(const mtci_sess_seen *w, size_t k) { return (w->head + k) & (w->cap - 1); }
 
 static int64_t seen_at(const mtci_sess_seen *w, size_t k) { return w->ids[seen_pos(w, k)]; }
 
@@ -593,7 +587,7 @@ static int seen_resize(mtci_session *s, size_t cap) {
 
 static void seen_forget_lowest(mtci_session *s) {
   mtci_sess_seen *w = seen_ring(s);
-  w->head = w->head + 1 < w->cap ? w->head + 1 : 0;
+  w->head = (w->head + 1) & (w->cap - 1);
   s->n_seen--;
   w->forgot = 1;
 }
@@ -1213,7 +1207,11 @@ static int build(mtci_session *s, int64_t now_ms, mtci_tl_writer *out, uint32_t 
     TRY_ADD(it);
   }
   const int may_wrap = !s->no_init, wrap_all = !s->init_done;
-  for (size_t i = 0, left = n_unsent; i < s->n_reqs && !full && left; i++) {
+  /* the first unsent request: found from the end (new requests are
+   * appended, so with many in flight this skips the sent ones unread) */
+  size_t first = s->n_reqs;
+  for (size_t left = n_unsent; first > 0 && left; first--) left -= !s->reqs[first - 1]->sent;
+  for (size_t i = first, left = n_unsent; i < s->n_reqs && !full && left; i++) {
     mtci_session_req *r = s->reqs[i];
     if (r->sent) continue;
     left--;

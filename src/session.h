@@ -184,8 +184,8 @@ enum mtci_session_event_type {
 
 typedef struct mtci_session_event {
   int type;
-  uint64_t token;
   int32_t code;
+  uint64_t token;
   const uint8_t *data; /* owned by the session; valid until the next next_event/free */
   size_t len;
   int64_t value;
