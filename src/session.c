@@ -907,6 +907,7 @@ int64_t mtci_session_next_deadline(const mtci_session *s) {
     else t = min64(t, s->ack_since_ms + s->ack_flush_ms);
   }
   if (s->n_kept) t = min64(t, s->keep_until);
+  if (s->internal_due) t = min64(t, s->internal_due);
   t = min64(t, salts_at(s));
   if (s->n_salts) t = min64(t, (int64_t)s->salts[0].valid_since * 1000 - s->time_offset_ms);
   return t;
@@ -950,8 +951,33 @@ static void trim(mtci_session *s) {
   }
 }
 
+/* Give up the internal requests sent MTCI_SESS_INTERNAL_TIMEOUT_MS ago or
+ * more; internal_due becomes the next such moment (0: none left sent). */
+static void expire_internal(mtci_session *s, int64_t now_ms) {
+  int64_t due = 0;
+  for (size_t i = 0; i < s->n_reqs;) {
+    mtci_session_req *r = s->reqs[i];
+    if (r->kind != REQ_API && r->sent) {
+      int64_t at = r->sent_ms + MTCI_SESS_INTERNAL_TIMEOUT_MS;
+      if (now_ms >= at) {
+        if (r->kind == REQ_FUTURE_SALTS) {
+          s->salts_requested = 0;
+          s->salts_retry_ms = now_ms + MTCI_SESS_SALTS_RETRY_MS;
+        }
+        s->stats.internal_timeouts++;
+        mtci_sess_remove_req(s, r); /* the same index holds the next one */
+        continue;
+      }
+      if (!due || at < due) due = at;
+    }
+    i++;
+  }
+  s->internal_due = due;
+}
+
 static int tick(mtci_session *s, int64_t now_ms) {
   if (now_ms - s->last_rx_ms >= MTCI_SESS_TRIM_QUIET_MS) trim(s);
+  if (s->internal_due && now_ms >= s->internal_due) expire_internal(s, now_ms);
   if (s->n_kept && s->connected && !s->dead && now_ms >= s->keep_until) {
     /* safety net: the re-delivery of a kept request's answer did not come */
     for (size_t i = 0; i < s->n_reqs && s->n_kept; i++) {
@@ -1350,6 +1376,8 @@ static int build(mtci_session *s, int64_t now_ms, mtci_tl_writer *out, uint32_t 
       r->force_wrap = 0;
       r->sent_ms = now_ms;
       r->quick_ack = qa;
+      int64_t due = now_ms + MTCI_SESS_INTERNAL_TIMEOUT_MS;
+      if (r->kind != REQ_API && (!s->internal_due || due < s->internal_due)) s->internal_due = due;
     } else if (it->kind == IT_PING) {
       s->ping_msg_id = it->msg_id;
       s->ping_sent_ms = now_ms;

@@ -215,6 +215,7 @@ typedef struct mtci_session_stats {
    * msgs_state_info said "not received", confirmed as received (then
    * waited for), and resent by the safety net */
   uint64_t kept, state_reqs, state_resends, state_confirmed, late_resends;
+  uint64_t internal_timeouts; /* internal requests given up (MTCI_SESS_INTERNAL_TIMEOUT_MS) */
 } mtci_session_stats;
 
 typedef struct mtci_session {
@@ -279,6 +280,7 @@ typedef struct mtci_session {
   /* salts refresh */
   int salts_requested;
   int64_t salts_retry_ms;
+  int64_t internal_due; /* an internal request may time out from then on (0: none sent) */
 
   /* events */
   mtci_session_evq *evq;

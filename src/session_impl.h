@@ -51,6 +51,14 @@ struct mtci_session_req {
 /* No inbound bytes this long: the timers (tick) release what a burst left
  * behind: spare requests, empty queue arrays, the decryption scratch. */
 #define MTCI_SESS_TRIM_QUIET_MS 1000
+/* An internal request (get_future_salts, destroy_session) sent this long
+ * ago without an answer is given up: the app has no timeout of its own on
+ * it, and a server that acknowledged it (or confirmed it with msgs_state_info
+ * 4) and lost the answer would otherwise keep it, and with get_future_salts
+ * the salt prefetch, waiting forever. */
+#define MTCI_SESS_INTERNAL_TIMEOUT_MS 30000
+/* ... and get_future_salts is asked again this much later. */
+#define MTCI_SESS_SALTS_RETRY_MS 60000
 
 /*
  * The duplicate window s->seen points to (it is declared int64_t * in

@@ -43,7 +43,7 @@ static void on_future_salts(mtci_session *s, int64_t now_ms, const uint8_t *obj,
   mtci_session_req *req = mtci_sess_find_req(s, req_msg_id, NULL);
   if (req && req->kind == REQ_FUTURE_SALTS) mtci_sess_remove_req(s, req);
   s->salts_requested = 0;
-  s->salts_retry_ms = now_ms + 60000; /* a short list must not cause a request loop */
+  s->salts_retry_ms = now_ms + MTCI_SESS_SALTS_RETRY_MS; /* a short list must not cause a request loop */
   /* insertion sort by valid_since (k <= 64) */
   for (size_t i = 1; i < k; i++) {
     mtci_session_salt v = tmp[i];

@@ -1044,6 +1044,60 @@ TEST(future_salts) {
   world_free(&W);
 }
 
+/* Time moves in 1 s steps to `until`; each step runs the timers and pumps. */
+static int run_until(world *W, int64_t until) {
+  for (int i = 0; i < 1000 && W->now < until; i++) {
+    W->now = W->now + 1000 < until ? W->now + 1000 : until;
+    if (mtci_session_next_deadline(&W->c) <= W->now) {
+      int rc = mtci_session_on_deadline(&W->c, W->now);
+      if (rc) return rc;
+    }
+    int rc = pump(W);
+    if (rc) return rc;
+  }
+  return W->now == until ? 0 : MTC_ERR_INTERNAL;
+}
+
+TEST(internal_request_timeout) {
+  world W;
+  mtci_session_config c;
+  client_cfg(&W, &c);
+  c.no_future_salts = 0;
+  c.no_keepalive = 1;
+  CHECK_EQ_INT(world_init(&W, &c, NULL), 0);
+  /* the server acknowledges get_future_salts and never answers it */
+  mock_session_set_faults(W.m, MOCK_SESS_NO_SALTS);
+  CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
+  CHECK_EQ_INT(pump(&W), 0);
+  CHECK(echo_ok(&W, 1, 1));
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->future_salts_req, 1);
+  CHECK(W.c.salts_requested);
+  /* probes keep the connection alive; the request (sent at T0) is kept 30 s */
+  CHECK_EQ_INT(run_until(&W, T0 + MTCI_SESS_INTERNAL_TIMEOUT_MS - 1), 0);
+  CHECK_EQ_INT(W.counts[MTCI_SEV_DEAD], 0);
+  CHECK(W.c.salts_requested);
+  CHECK_EQ_INT(W.c.n_reqs, 1);
+  CHECK_EQ_INT(W.c.stats.internal_timeouts, 0);
+  CHECK(mtci_session_next_deadline(&W.c) <= T0 + MTCI_SESS_INTERNAL_TIMEOUT_MS);
+  CHECK_EQ_INT(run_until(&W, T0 + MTCI_SESS_INTERNAL_TIMEOUT_MS), 0);
+  CHECK_EQ_INT(W.c.stats.internal_timeouts, 1);
+  CHECK(!W.c.salts_requested);
+  CHECK_EQ_INT(W.c.n_reqs, 0);
+  CHECK_EQ_INT(W.c.n_salts, 0);
+  /* asked again a minute later, and this time answered */
+  mock_session_set_faults(W.m, 0);
+  int64_t again = T0 + MTCI_SESS_INTERNAL_TIMEOUT_MS + MTCI_SESS_SALTS_RETRY_MS;
+  CHECK_EQ_INT(run_until(&W, again - 1), 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->future_salts_req, 1);
+  CHECK_EQ_INT(run_until(&W, again), 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->future_salts_req, 2);
+  CHECK(!W.c.salts_requested);
+  CHECK(W.c.n_salts > 0);
+  CHECK_EQ_INT(W.c.stats.internal_timeouts, 1);
+  CHECK_EQ_INT(W.counts[MTCI_SEV_DEAD], 0);
+  world_free(&W);
+}
+
 /* ---- duplicates, replay, tampering, window ---------------------------------------------- */
 
 TEST(duplicate_server_message_dropped) {
@@ -2062,6 +2116,7 @@ TEST_MAIN("session", CASE(grammers_server_vector), CASE(msg_id_rules), CASE(msg_
           CASE(salt_rotation_previous_accepted), CASE(dropped_answer_recovered_by_reconnect),
           CASE(resend_limit),
           CASE(new_session_created_resends_older), CASE(future_salts),
+          CASE(internal_request_timeout),
           CASE(duplicate_server_message_dropped), CASE(replay_and_tamper_rejected),
           CASE(inbound_checks_crafted), CASE(seen_window_bounded),
           CASE(reconnect_pending_answered_once), CASE(keepalive_ping_and_dead),

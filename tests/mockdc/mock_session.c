@@ -746,6 +746,7 @@ static void on_message(mock_session *m, int64_t now_ms, msess *s, int64_t salt, 
     if (r.err || num < 1) break;
     if (num > 64) num = 64;
     m->stats.future_salts_req++;
+    if (m->faults & MOCK_SESS_NO_SALTS) break;
     int32_t now_s = (int32_t)((now_ms + m->clock_offset_ms) / 1000);
     mtci_tl_write_u32(&w, ID_FUTURE_SALTS);
     mtci_tl_write_long(&w, msg_id);

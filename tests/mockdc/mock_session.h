@@ -69,7 +69,8 @@ enum {
   /* next answer: the query is acknowledged (msgs_ack), the answer made but
    * lost on the way; it waits, unacknowledged, for the session's next
    * connection (mock_session_set_conn) */
-  MOCK_SESS_LOSE_ANSWER = 1u << 5
+  MOCK_SESS_LOSE_ANSWER = 1u << 5,
+  MOCK_SESS_NO_SALTS = 1u << 6 /* sticky: get_future_salts is acknowledged, never answered */
 };
 
 typedef struct mock_session_stats {
