@@ -1013,13 +1013,18 @@ TEST(new_session_created_resends_older) {
   world_free(&W);
 }
 
-TEST(future_salts) {
-  world W;
+/* A world whose client prefetches future salts (no keepalive pings). */
+static int salts_world_init(world *W) {
   mtci_session_config c;
-  client_cfg(&W, &c);
+  client_cfg(W, &c);
   c.no_future_salts = 0;
   c.no_keepalive = 1;
-  CHECK_EQ_INT(world_init(&W, &c, NULL), 0);
+  return world_init(W, &c, NULL);
+}
+
+TEST(future_salts) {
+  world W;
+  CHECK_EQ_INT(salts_world_init(&W), 0);
   CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
   CHECK_EQ_INT(pump(&W), 0);
   CHECK(echo_ok(&W, 1, 1));
@@ -1060,11 +1065,7 @@ static int run_until(world *W, int64_t until) {
 
 TEST(internal_request_timeout) {
   world W;
-  mtci_session_config c;
-  client_cfg(&W, &c);
-  c.no_future_salts = 0;
-  c.no_keepalive = 1;
-  CHECK_EQ_INT(world_init(&W, &c, NULL), 0);
+  CHECK_EQ_INT(salts_world_init(&W), 0);
   /* the server acknowledges get_future_salts and never answers it */
   mock_session_set_faults(W.m, MOCK_SESS_NO_SALTS);
   CHECK_EQ_INT(invoke_echo(&W, 1, 1), 0);
