@@ -1710,6 +1710,72 @@ static void transfer_failed(mtc_context *ctx, int dc_id, int err) {
   release_waiters(ctx, dc_id);
 }
 
+/* DC index i only configs brought and nothing uses: no key, not a seed, not
+ * the main DC, no request, connection or transfer, not in ids[0..n). */
+static int dc_spare(mtc_context *ctx, size_t i, const int *ids, size_t n) {
+  const mtci_dc *dc = ctx->dcs.dcs[i];
+  const mtci_ctx_dc *x = dcx_at(ctx, i);
+  if (dc->seed || dc->has_perm || dc->has_temp || dc->id == ctx->main_dc ||
+      dc->id == ctx->config_dc || (ctx->disc.running && dc->id == ctx->disc.trigger_dc))
+    return 0;
+  for (size_t k = 0; k < n; k++)
+    if (ids[k] == dc->id) return 0;
+  if (x->keying || x->transfer == TR_EXPORT || x->transfer == TR_IMPORT) return 0;
+  for (int k = 0; k < K_SLOTS; k++) {
+    const mtci_slot *s = slot_at_c(ctx, i, k);
+    if (s && (s->conn || slot_dials(s) || s->has_sess || s->n_assigned)) return 0;
+  }
+  for (const mtci_req *r = ctx->head; r; r = r->next)
+    if (target_dc(ctx, r) == dc->id || r->arg == dc->id || (r->slot && r->slot->dci == (int)i))
+      return 0; /* the slot: a request may wait there after its target moved */
+  return 1;
+}
+
+void mtci_ctx_dc_room(mtc_context *ctx, const int *ids, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    if (mtci_dc_find(&ctx->dcs, ids[k])) continue;
+    if (ctx->dcs.n < MTCI_DC_MAX_DCS) {
+      (void)mtci_dc_get(&ctx->dcs, ids[k]);
+      continue;
+    }
+    size_t v = 0;
+    while (v < ctx->dcs.n && !dc_spare(ctx, v, ids, n)) v++;
+    if (v == ctx->dcs.n) return; /* the rest of the config does not fit */
+    /* what a spare DC's context data still owns (no session, connection or request) */
+    mtci_ctx_dc *x = dcx_at(ctx, v);
+    for (int j = 0; j < K_SLOTS; j++) {
+      mtci_slot *s = slot_at(ctx, v, j);
+      if (s) mtci_ctx_cands_drop(s);
+    }
+    free(x->media);
+    if (x->rn) mtci_zeroize(x->rn, sizeof *x->rn);
+    free(x->rn);
+    free(x->rate);
+    x->media = NULL;
+    x->rn = NULL;
+    x->rate = NULL;
+    /* its part of the totals stays counted */
+    mtc_dc_counters *g = &ctx->gone;
+    g->connects_started += x->ctr.connects_started;
+    g->connects_succeeded += x->ctr.connects_succeeded;
+    g->connects_failed += x->ctr.connects_failed;
+    g->handshakes_perm += x->ctr.handshakes_perm;
+    g->handshakes_temp += x->ctr.handshakes_temp;
+    g->reconnects += x->ctr.reconnects;
+    g->rpcs_sent += x->ctr.rpcs_sent;
+    g->bytes_in += x->bytes_in_closed;
+    g->bytes_out += x->bytes_out_closed;
+    int old = ctx->dcs.dcs[v]->id;
+    if (mtci_dc_table_reuse(&ctx->dcs, v, ids[k]) != 0) return;
+    ctx->disc.down_since[v] = 0;
+    ctx->disc.episode_err[v] = 0;
+    ctx->disc.parked[v] = 0;
+    ctx->dirty = 1;
+    LOGI("dc %d leaves the DC table for dc %d of the new config (only older configs named it)",
+         old, ids[k]);
+  }
+}
+
 static void apply_config(mtc_context *ctx, const uint8_t *data, size_t len, int64_t now) {
   mtc_tl_object *o = NULL;
   int rc = mtc_tl_parse(data, len, &o);
@@ -1736,6 +1802,12 @@ static void apply_config(mtc_context *ctx, const uint8_t *data, size_t len, int6
     op->secret = d->secret.data;
     op->secret_len = d->secret.len;
   }
+  /* its DCs take the place of DCs only older configs named (the table is 16 long) */
+  int ids[MTCI_CTX_CONFIG_IDS] = {0};
+  size_t n_ids = 0;
+  for (size_t i = 0; i < m; i++)
+    if (mtci_dc_option_check(&opts[i]) == 0) mtci_ctx_config_id(ids, &n_ids, opts[i].dc_id);
+  mtci_ctx_dc_room(ctx, ids, n_ids);
   uint32_t mask = 0;
   size_t skipped = 0;
   if (m) (void)mtci_dc_apply_config(&ctx->dcs, opts, m, &mask, &skipped);
@@ -1885,6 +1957,10 @@ static void on_rpc_error(mtc_context *ctx, mtci_req *r, mtci_slot *s, int32_t co
   rules.allow_transfer = app && !(r->flags & MTC_INVOKE_NO_AUTH_TRANSFER);
   rules.target_main = r->target == MTC_TARGET_MAIN;
   rules.on_main_dc = dc_id == ctx->main_dc;
+  /* a request that follows the main DC is sent there: answered elsewhere, the main DC
+   * moved after */
+  rules.main_moved = !rules.on_main_dc && (r->target == MTC_TARGET_MAIN ||
+                                           (r->target == MTC_TARGET_MEDIA && r->dc_id == 0));
   rules.main_authorized = main && main->authorized;
   rules.migrations = r->migrations;
   rules.flood_waits = r->floods;
@@ -1925,6 +2001,11 @@ static void on_rpc_error(mtc_context *ctx, mtci_req *r, mtci_slot *s, int32_t co
     r->wake_at = now + a.wait_ms;
     ctx->changed = 1;
     LOGI("dc %d: %s: waiting %lld ms, then resending", dc_id, msg, (long long)a.wait_ms);
+    return;
+  case MTCI_RPC_RESEND_MAIN:
+    r->migrations++;
+    req_requeue(ctx, r);
+    LOGI("dc %d: %s: the main DC is dc %d now: resending there", dc_id, msg, ctx->main_dc);
     return;
   case MTCI_RPC_AUTH_TRANSFER:
     r->transfers++;
@@ -2408,6 +2489,7 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
                           a->secret, a->secret_len};
       mtci_dc *dc = mtci_dc_option_check(&o) == 0 ? mtci_dc_get(&ctx->dcs, a->dc_id) : NULL;
       int rc = dc ? mtci_dc_add_addr(dc, &o, MTCI_DC_FROM_SEED) : MTC_ERR_INVALID_ARG;
+      if (dc) dc->seed = 1;
       if (rc < 0) {
         if (msg && msg_len) snprintf(msg, msg_len, "settings.seeds[%zu]: invalid or too many", i);
         return MTC_ERR_INVALID_ARG;
@@ -2421,6 +2503,7 @@ int mtci_ctx_init(mtc_context *ctx, const mtc_settings *s, const mtc_callbacks *
                           MTC_ADDR_STATIC | (v6 ? MTC_ADDR_IPV6 : 0u), NULL, 0};
       mtci_dc *dc = mtci_dc_get(&ctx->dcs, k_seeds[i].dc);
       if (!dc || mtci_dc_add_addr(dc, &o, MTCI_DC_FROM_SEED) < 0) return MTC_ERR_INTERNAL;
+      dc->seed = 1;
     }
   }
   /* RSA keys */
@@ -2665,6 +2748,18 @@ static void dc_bytes(const mtc_context *ctx, size_t i, uint64_t *in, uint64_t *o
   }
 }
 
+static void add_totals(mtc_counters *out, const mtc_dc_counters *d) {
+  out->connects_started += d->connects_started;
+  out->connects_succeeded += d->connects_succeeded;
+  out->connects_failed += d->connects_failed;
+  out->handshakes_perm += d->handshakes_perm;
+  out->handshakes_temp += d->handshakes_temp;
+  out->reconnects += d->reconnects;
+  out->rpcs_sent += d->rpcs_sent;
+  out->bytes_in += d->bytes_in;
+  out->bytes_out += d->bytes_out;
+}
+
 int mtc_context_counters(const mtc_context *ctx, mtc_counters *out) {
   if (!ctx || !out) return MTC_ERR_INVALID_ARG;
   if (out->version != MTC_COUNTERS_VERSION) return MTC_ERR_VERSION;
@@ -2675,16 +2770,9 @@ int mtc_context_counters(const mtc_context *ctx, mtc_counters *out) {
     *d = dcx_at(ctx, i)->ctr;
     d->dc_id = ctx->dcs.dcs[i]->id;
     dc_bytes(ctx, i, &d->bytes_in, &d->bytes_out);
-    out->connects_started += d->connects_started;
-    out->connects_succeeded += d->connects_succeeded;
-    out->connects_failed += d->connects_failed;
-    out->handshakes_perm += d->handshakes_perm;
-    out->handshakes_temp += d->handshakes_temp;
-    out->reconnects += d->reconnects;
-    out->rpcs_sent += d->rpcs_sent;
-    out->bytes_in += d->bytes_in;
-    out->bytes_out += d->bytes_out;
+    add_totals(out, d);
   }
+  add_totals(out, &ctx->gone); /* DCs that left the table */
   out->state_saves = ctx->saves;
   out->state_save_errors = ctx->save_errors;
   out->requests_pending = ctx->n_reqs;

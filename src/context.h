@@ -14,8 +14,10 @@
  * Model
  *   - DC table (dc.h): addresses with health, the perm key, authorized.
  *     Each DC record carries the context's per-DC data (mtci_ctx_dc, the
- *     record's ext area: mtci_ctx_dcx()); records never move and the table
- *     only grows, so a DC index stays valid.
+ *     record's ext area: mtci_ctx_dcx()); records never move, so a DC index
+ *     stays valid. The table is 16 long: a signed config's new DC takes the
+ *     record of a DC that only older configs named and nothing uses
+ *     (mtci_ctx_dc_room); DCs with a key, the seeds and the main DC stay.
  *   - Slots: each DC has one main slot and up to MTCI_CTX_MAX_MEDIA media
  *     slots (capped by settings; the media slots are allocated the first
  *     time the DC gets media work, so an idle DC costs one slot). A slot owns an MTProto session (created
@@ -228,6 +230,7 @@ struct mtc_context {
   mtci_ctx_io io;
   mtci_rsa_keyset keys;
   mtci_dc_table dcs;      /* every record's ext is its mtci_ctx_dc */
+  mtc_dc_counters gone;   /* totals of the DCs that left the table (mtci_ctx_dc_room) */
   int main_dc;
   int64_t time_offset_ms;
   int time_synced;
@@ -307,6 +310,20 @@ void mtci_ctx_log(mtc_context *ctx, int level, const char *fmt, ...)
 int64_t mtci_ctx_next_deadline(const mtc_context *ctx);
 
 /* ---- used by context_discovery.c ------------------------------------------------ */
+
+#define MTCI_CTX_CONFIG_IDS (MTCI_DC_MAX_DCS * 4) /* distinct DC ids of one config kept */
+
+/* Append dc_id to ids[0..*n) unless it is there or the array is full. */
+static inline void mtci_ctx_config_id(int *ids, size_t *n, int dc_id) {
+  for (size_t k = 0; k < *n; k++)
+    if (ids[k] == dc_id) return;
+  if (*n < MTCI_CTX_CONFIG_IDS) ids[(*n)++] = dc_id;
+}
+/* Room in the DC table for the DCs a signed config lists (ids[0..n), in
+ * order): each one missing is added, in the place of a DC no seed, key,
+ * main DC role, request, connection or this config keeps when the table is
+ * full (the config's DCs that find no place are skipped as before). */
+void mtci_ctx_dc_room(mtc_context *ctx, const int *ids, size_t n);
 
 /* The slot has work or keeps the main session. */
 int mtci_ctx_slot_wanted(const mtc_context *ctx, const mtci_slot *s);

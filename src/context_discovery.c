@@ -459,6 +459,13 @@ static void move_first(mtci_dc *dc, const char *ip, uint16_t port) {
   mtci_zeroize(&a, sizeof a);
 }
 
+/* An endpoint as an address-set option (obfuscated TCP only). */
+static mtci_dc_option ep_option(const mtci_sconf_endpoint *e) {
+  mtci_dc_option o = {e->dc_id,   e->ipv4,   strlen(e->ipv4), e->port, MTC_ADDR_TCPO_ONLY,
+                      e->secret, e->secret_len};
+  return o;
+}
+
 /*
  * Add the config's endpoints to the address sets, keeping config order at
  * the front of each set. *dcs gets bit i for every DC index that got one;
@@ -470,11 +477,18 @@ static size_t add_endpoints(mtc_context *ctx, const mtci_simple_config *cfg, uin
   size_t added = 0;
   *dcs = *changed = 0;
   d->n_eps = 0;
+  /* its DCs take the place of DCs only older configs named (the table is 16 long) */
+  int ids[MTCI_CTX_CONFIG_IDS] = {0};
+  size_t n_ids = 0;
+  for (size_t k = 0; k < cfg->count; k++) {
+    mtci_dc_option o = ep_option(&cfg->ep[k]);
+    if (mtci_dc_option_check(&o) == 0) mtci_ctx_config_id(ids, &n_ids, o.dc_id);
+  }
+  mtci_ctx_dc_room(ctx, ids, n_ids);
   for (size_t k = cfg->count; k-- > 0;) {
     const mtci_sconf_endpoint *e = &cfg->ep[k];
-    mtci_dc_option o = {e->dc_id,   e->ipv4,   strlen(e->ipv4), e->port, MTC_ADDR_TCPO_ONLY,
-                        e->secret, e->secret_len};
-    if (e->dc_id < 1 || e->dc_id > MTCI_DC_MAX_ID || mtci_dc_option_check(&o) != 0) {
+    mtci_dc_option o = ep_option(e);
+    if (mtci_dc_option_check(&o) != 0) {
       LOGW("endpoint discovery: dc %d %s:%u unusable, skipped", (int)e->dc_id, e->ipv4,
            (unsigned)e->port);
       continue;

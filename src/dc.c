@@ -70,6 +70,24 @@ mtci_dc *mtci_dc_get(mtci_dc_table *t, int dc_id) {
   return dc;
 }
 
+int mtci_dc_table_reuse(mtci_dc_table *t, size_t i, int dc_id) {
+  if (i >= t->n || dc_id < 1 || dc_id > MTCI_DC_MAX_ID || mtci_dc_find(t, dc_id))
+    return MTC_ERR_INVALID_ARG;
+  mtci_dc *dc = t->dcs[i];
+  if (dc->has_perm || dc->has_temp) return MTC_ERR_INVALID_ARG; /* a key is never dropped */
+  mtci_dc_clear_addrs(dc);
+  if (dc->key_block) mtci_zeroize(dc->key_block, 2 * MTCI_AUTH_KEY_LEN); /* a dropped key's block */
+  free(dc->key_block);
+  void *ext = dc->ext;
+  memset(dc, 0, sizeof *dc);
+  dc->id = dc_id;
+  dc->index = i;
+  dc->ext = ext;
+  if (ext) memset(ext, 0, t->ext_size);
+  if (t->ext_init) t->ext_init(t->ext_ud, dc);
+  return 0;
+}
+
 int mtci_dc_reserve_addrs(mtci_dc *dc, size_t n) {
   if (n > MTCI_DC_MAX_ADDRS) return MTC_ERR_NOMEM;
   if (n <= dc->cap_addrs) return 0;

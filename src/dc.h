@@ -21,7 +21,8 @@
  * MTCI_DC_MAX_DCS DCs. Memory is taken as it is needed (an idle context
  * holds a few DCs of one or two endpoints): each DC record is allocated when
  * the DC is first seen and never moves (pointers to it stay valid while the
- * table lives), and its address array grows on demand.
+ * table lives; a keyless record may be given to another DC id in place:
+ * mtci_dc_table_reuse), and its address array grows on demand.
  */
 #ifndef MTCI_DC_H
 #define MTCI_DC_H
@@ -79,6 +80,7 @@ typedef struct mtci_dc {
   uint64_t temp_key_id;    /* SHA1(key)[12:20] little-endian */
   int64_t temp_expires_at; /* server unix s */
   int temp_bound;          /* auth.bindTempAuthKey succeeded */
+  int seed;                /* a seed DC (settings or built-in): set by the table's owner */
 } mtci_dc;
 
 /* Called once for each DC record the table creates, with its ext area. */
@@ -113,6 +115,15 @@ void mtci_dc_table_init_ext(mtci_dc_table *t, size_t ext_size, mtci_dc_ext_init_
  * and reusable afterwards; the ext areas are freed too: release what they
  * own first). */
 void mtci_dc_table_clear(mtci_dc_table *t);
+
+/*
+ * Give the record at index i to dc_id in place (no other record moves): the
+ * old DC's addresses are wiped, the record is emptied and its ext area
+ * zeroed and ext_init'ed again (release what it owns first). A record with
+ * a key is never given away. Returns 0, or MTC_ERR_INVALID_ARG (i out of
+ * range, the record has a key, dc_id outside 1..999 or in the table).
+ */
+int mtci_dc_table_reuse(mtci_dc_table *t, size_t i, int dc_id);
 
 /* The DC with this id, or NULL. */
 mtci_dc *mtci_dc_find(mtci_dc_table *t, int dc_id);

@@ -166,9 +166,17 @@ void mtci_policy_rpc_error(int32_t code, const char *message, const mtci_rpc_rul
     out->wait_ms = (int64_t)x * 1000;
     return;
   }
-  if (code == 401 && strcmp(message, "AUTH_KEY_UNREGISTERED") == 0) {
-    out->unauthorized = 1;
-    if (!r->on_main_dc && r->main_authorized && r->allow_transfer && r->transfers == 0)
+  if (code == 401) {
+    out->unauthorized = strcmp(message, "AUTH_KEY_UNREGISTERED") == 0;
+    if (r->main_moved) {
+      /* the answering DC's authorization is not the one the request needs:
+       * it goes to the main DC, never a transfer to the old one */
+      if (r->migrations >= MTCI_POLICY_MAX_MIGRATIONS) out->loop = 1;
+      else out->kind = MTCI_RPC_RESEND_MAIN;
+      return;
+    }
+    if (out->unauthorized && !r->on_main_dc && r->main_authorized && r->allow_transfer &&
+        r->transfers == 0)
       out->kind = MTCI_RPC_AUTH_TRANSFER;
   }
 }

@@ -89,7 +89,8 @@ typedef enum mtci_rpc_action_kind {
   MTCI_RPC_MIGRATE_MAIN,  /* PHONE/USER/NETWORK_MIGRATE_X: main DC := dc, resend */
   MTCI_RPC_ROUTE_DC,      /* FILE/STATS_MIGRATE_X: resend this request to dc */
   MTCI_RPC_FLOOD_WAIT,    /* wait wait_ms, resend */
-  MTCI_RPC_AUTH_TRANSFER  /* export on the main DC, import here, resend */
+  MTCI_RPC_AUTH_TRANSFER, /* export on the main DC, import here, resend */
+  MTCI_RPC_RESEND_MAIN    /* 401 with main_moved: resend to the (new) main DC */
 } mtci_rpc_action_kind;
 
 typedef struct mtci_rpc_rules {
@@ -99,6 +100,8 @@ typedef struct mtci_rpc_rules {
   int allow_transfer;   /* ... transfer the authorization */
   int target_main;      /* the request is for the main DC */
   int on_main_dc;       /* it was answered by the main DC */
+  int main_moved;       /* it is for the main DC and was answered by the one that was the
+                           main DC when it was sent (the main DC moved meanwhile) */
   int main_authorized;  /* the main DC's key is logged in */
   int migrations;       /* redirects this request already had */
   int flood_waits;      /* automatic waits it already had */

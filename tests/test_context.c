@@ -7,7 +7,9 @@
  * connections, MTProxy (ee), API argument checks, and routing corners:
  * failures never inside mtc_invoke, authorization transfers that fail, are
  * shared by waiters (cancelled, timed out) or outlive a key, re-entry from
- * an event callback, FLOOD_WAIT ended by a timeout or a cancel.
+ * an event callback, FLOOD_WAIT ended by a timeout or a cancel, a 401 from
+ * a former main DC (resent to the new one), and config churn in the
+ * 16-entry DC table.
  *
  * Loop modes: MODE_HOST (watch_fd/set_timer callbacks driven by a small
  * poll() loop here), MODE_RUN (mtc_context_run) and MODE_RUNNER (the runner
@@ -95,6 +97,7 @@ typedef struct harness {
   char *log;
   size_t log_len, log_cap;
   char tag[16];
+  int move_main_on, move_main_to; /* the next READY of DC move_main_on moves the main DC */
 } harness;
 
 static void cb_watch(void *ud, int fd, unsigned events) {
@@ -109,7 +112,13 @@ static void cb_timer(void *ud, int64_t delay) {
 
 static void cb_event(void *ud, const mtc_event *ev) {
   harness *h = ud;
+  int move = 0;
   LOCK();
+  if (h->move_main_to && ev->type == MTC_EVENT_CONN_STATE && ev->state == MTC_CONN_READY &&
+      ev->dc_id == h->move_main_on && !ev->media) {
+    move = h->move_main_to;
+    h->move_main_to = 0;
+  }
   if (h->n_evs < MAX_EVS) {
     evrec *e = &h->evs[h->n_evs++];
     e->type = ev->type;
@@ -123,6 +132,7 @@ static void cb_event(void *ud, const mtc_event *ev) {
     e->at = mono_ms();
   }
   UNLOCK();
+  if (move) (void)mtc_context_set_main_dc(h->ctx, move);
 }
 
 static void cb_log(void *ud, mtc_log_level level, const char *line) {
@@ -1227,6 +1237,117 @@ static int config_keeps_conn(void) {
 
 TEST(config_keeps_connection) { CHECK(config_keeps_conn() == 0); }
 
+/* Config churn: three configs list DCs 100..107, then 200..207, then
+ * 300..307 besides the seeds 1..5 (the mock's config_extra switch), each
+ * asked after a -444. The 16-entry DC table takes each new config's DCs in
+ * place of DCs that only older configs named and nothing uses, and keeps
+ * the seeds, DC 100 (it has a key), DC 101 (a request waits for its key:
+ * mock DC 3 stalls) and DC 102 while it is the main DC. */
+typedef struct mock_count {
+  env *e;
+  int dc;
+  const char *name;
+  uint64_t want;
+} mock_count;
+
+static int pred_mock_method(harness *h, void *arg) {
+  (void)h;
+  const mock_count *m = arg;
+  return ctx_mock_method(m->e->cl, m->dc, m->name) >= m->want;
+}
+
+static void do_set_main(mtc_context *ctx, void *ud) { (void)mtc_context_set_main_dc(ctx, *(int *)ud); }
+
+static int pred_configs(harness *h, void *arg) {
+  size_t n = 0;
+  for (size_t i = 0; i < h->n_evs; i++) n += h->evs[i].type == MTC_EVENT_CONFIG_UPDATED;
+  return n >= *(size_t *)arg;
+}
+
+/* How many of the ids first .. first + n - 1 the context's DC table holds. */
+static int table_count(const mtc_counters *c, int first, int n) {
+  int k = 0;
+  for (size_t i = 0; i < c->n_dcs; i++) k += c->dcs[i].dc_id >= first && c->dcs[i].dc_id < first + n;
+  return k;
+}
+
+static int churn_table(harness *h, size_t *n_dcs, int first, int n) {
+  ctr_req c;
+  REQ(h_counters(h, &c) == 0);
+  free(c.json);
+  *n_dcs = c.c.n_dcs;
+  return table_count(&c.c, first, n);
+}
+
+static int config_churn(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  char spec[128];
+  snprintf(spec, sizeof spec, "config_extra_first=100,config_extra_count=8,config_extra_port=%u",
+           (unsigned)mock_dc_port(e.cl, 3));
+  REQ(ctx_set_fault(e.cl, 2, spec) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  s.no_auto_config = 0;
+  s.connect_timeout_ms = 60000; /* DC 101's key creation waits on the stalled DC */
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "churn") == 0);
+  res r[2];
+  memset(r, 0, sizeof r);
+  body q = q_nearest();
+  REQ(h_call(&h, NULL, &q, &r[0], WAIT_MS) == 0 && r[0].kind == MTC_RESULT_OK);
+  ctx_res_clear(&r[0]);
+  size_t want = 1, n = 0;
+  REQ(h_wait(&h, pred_configs, &want, WAIT_MS));
+  REQ(churn_table(&h, &n, 100, 8) == 8 && n == 13);
+  mtc_invoke_options o;
+  memset(&o, 0, sizeof o);
+  o.target = MTC_TARGET_DC;
+  o.dc_id = 100;
+  REQ(h_call(&h, &o, &q, &r[0], WAIT_MS) == 0 && r[0].kind == MTC_RESULT_OK && r[0].dc_id == 100);
+  ctx_res_clear(&r[0]);
+  REQ(ctx_set_fault(e.cl, 3, "stall=1") == 0);
+  o.dc_id = 101;
+  REQ(h_invoke(&h, &o, &q, &r[1], NULL) == 0);
+  /* round 1: the main DC moves to DC 102 when DC 2 is back after the -444,
+   * with help.getConfig already in DC 2's session */
+  REQ(ctx_set_fault(e.cl, 2, "config_extra_first=200,transport_444_once=1") == 0);
+  LOCK();
+  h.move_main_on = 2;
+  h.move_main_to = 102;
+  UNLOCK();
+  REQ(h_invoke(&h, NULL, &q, &r[0], NULL) == 0); /* its frame draws the -444 */
+  want = 2;
+  REQ(h_wait(&h, pred_configs, &want, WAIT_MS));
+  REQ(h_wait(&h, pred_res, &r[0], WAIT_MS) && r[0].kind == MTC_RESULT_OK && r[0].dc_id == 2);
+  ctx_res_clear(&r[0]);
+  REQ(mtc_context_main_dc(h.ctx) == 102 && ctx_mock_method(e.cl, 2, "help.getConfig") == 2);
+  REQ(churn_table(&h, &n, 200, 8) == 8 && n == 16);
+  REQ(churn_table(&h, &n, 1, 5) == 5 && churn_table(&h, &n, 100, 3) == 3);
+  REQ(churn_table(&h, &n, 103, 5) == 0);
+  /* round 2: DC 102 is no longer the main DC; one DC of round 1 is left */
+  int dc = 2;
+  REQ(h_exec(&h, do_set_main, &dc) == 0);
+  REQ(ctx_set_fault(e.cl, 2, "config_extra_first=300,transport_444_once=1") == 0);
+  REQ(h_call(&h, NULL, &q, &r[0], WAIT_MS) == 0 && r[0].kind == MTC_RESULT_OK);
+  ctx_res_clear(&r[0]);
+  want = 3;
+  REQ(h_wait(&h, pred_configs, &want, WAIT_MS));
+  REQ(ctx_mock_method(e.cl, 2, "help.getConfig") == 3);
+  REQ(churn_table(&h, &n, 300, 8) == 8 && n == 16);
+  REQ(churn_table(&h, &n, 1, 5) == 5 && churn_table(&h, &n, 100, 2) == 2);
+  REQ(churn_table(&h, &n, 102, 6) == 0 && churn_table(&h, &n, 200, 8) == 1);
+  REQ(r[1].calls == 0);
+  REQ(mtc_context_is_authorized(h.ctx, 100) == 0);
+  h_free(&h);
+  REQ(r[1].calls == 1 && r[1].kind == MTC_RESULT_CANCELLED);
+  ctx_res_clear(&r[1]);
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(config_churn) { CHECK(config_churn() == 0); }
+
 /* ---- cancel, free with pending requests ------------------------------------------------------------------ */
 
 typedef struct cancel_probe {
@@ -1704,6 +1825,58 @@ static int transfer_key_dropped(void) {
 }
 
 TEST(transfer_key_dropped) { CHECK(transfer_key_dropped() == 0); }
+
+/* The main DC moves while a request for it is in flight on the old one,
+ * and the old one answers 401 AUTH_KEY_UNREGISTERED: the request goes to
+ * the new main DC - no authorization transfer to the old one. The move
+ * comes from a PHONE_MIGRATE_5 answered to a sendCode sent just before
+ * (DC 5 not logged in yet: its own 401 is the answer), then from the app
+ * (mtc_context_set_main_dc(5), DC 5 logged in: the request succeeds there). */
+static int main_moved_401(void) {
+  env e;
+  REQ(env_start(&e, NULL) == 0);
+  mtc_settings s;
+  env_settings(&e, &s);
+  harness h;
+  REQ(h_start(&h, MODE_RUN, &s, "moved401") == 0);
+  res r[2];
+  memset(r, 0, sizeof r);
+  body sc = q_send_code(), self = q_get_self();
+  REQ(h_invoke(&h, NULL, &sc, &r[0], NULL) == 0); /* both go out on DC 2, in this order */
+  REQ(h_invoke(&h, NULL, &self, &r[1], NULL) == 0);
+  for (int i = 0; i < 2; i++) REQ(h_wait(&h, pred_res, &r[i], WAIT_MS));
+  h_idle(&h, 100);
+  REQ(r[0].calls == 1 && r[0].kind == MTC_RESULT_OK && r[0].dc_id == 5);
+  REQ(ctx_mock_method(e.cl, 2, "users.getUsers") == 1);
+  REQ(r[1].calls == 1 && r[1].kind == MTC_RESULT_RPC_ERROR && r[1].code == 401);
+  REQ(strcmp(r[1].msg, "AUTH_KEY_UNREGISTERED") == 0 && r[1].dc_id == 5);
+  REQ(ctx_mock_method(e.cl, 5, "users.getUsers") == 1);
+  for (int i = 0; i < 2; i++) ctx_res_clear(&r[i]);
+  REQ(login(&h) == 0);
+  REQ(mtc_context_main_dc(h.ctx) == 5 && mtc_context_is_authorized(h.ctx, 5) == 1);
+  /* the app moves the main DC to 2 and back while DC 2 holds the request */
+  int dc = 2;
+  REQ(h_exec(&h, do_set_main, &dc) == 0);
+  REQ(ctx_set_fault(e.cl, 2, "delay_ms=400") == 0);
+  REQ(h_invoke(&h, NULL, &self, &r[0], NULL) == 0);
+  mock_count mc = {&e, 2, "users.getUsers", 2};
+  REQ(h_wait(&h, pred_mock_method, &mc, WAIT_MS));
+  REQ(r[0].calls == 0);
+  dc = 5;
+  REQ(h_exec(&h, do_set_main, &dc) == 0);
+  REQ(h_wait(&h, pred_res, &r[0], WAIT_MS));
+  h_idle(&h, 600);
+  REQ(r[0].calls == 1 && r[0].kind == MTC_RESULT_OK && r[0].dc_id == 5);
+  ctx_res_clear(&r[0]);
+  REQ(ctx_mock_method(e.cl, 5, "auth.exportAuthorization") == 0);
+  REQ(ctx_mock_method(e.cl, 2, "auth.importAuthorization") == 0);
+  REQ(mtc_context_is_authorized(h.ctx, 2) == 0);
+  h_free(&h);
+  ctx_env_stop(&e);
+  return 0;
+}
+
+TEST(main_moved_401) { CHECK(main_moved_401() == 0); }
 
 /* FLOOD_WAIT_X being waited out ends early, once, when the request's own
  * timeout passes or it is cancelled; neither is resent afterwards. */
@@ -2340,7 +2513,7 @@ int main(int argc, char **argv) {
       CASE(bad_state_file),  CASE(state_overflow_keeps_keys), CASE(state_callbacks),     CASE(media_connections),   CASE(mtproxy_ee), CASE(socks5),
       CASE(liveness_stall),  CASE(upload_burst_host),
       CASE(invoke_fail_later), CASE(transfer_fails), CASE(transfer_waiters), CASE(event_reentry),
-      CASE(transfer_key_dropped), CASE(flood_wait_ends),
+      CASE(transfer_key_dropped), CASE(flood_wait_ends), CASE(main_moved_401), CASE(config_churn),
   };
   return ctx_test_run("context", cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -291,7 +291,9 @@ typedef int (*mtc_random_fn)(void *user_data, uint8_t *out, size_t len);
  * request that meets 401 AUTH_KEY_UNREGISTERED on a DC other than the main
  * one while the main DC is authorized (or is redirected there) waits for an
  * automatic auth.exportAuthorization (main DC) + auth.importAuthorization
- * (that DC), done once per DC and remembered in the state; FLOOD_WAIT_X up
+ * (that DC), done once per DC and remembered in the state (a request that
+ * follows the main DC and was sent before the main DC moved goes to the new
+ * one instead when the old one answers 401); FLOOD_WAIT_X up
  * to settings.flood_wait_auto_s is waited out and resent.
  *
  * Connections: one main session per DC; media connections per DC open only

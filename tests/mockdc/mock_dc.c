@@ -501,6 +501,12 @@ static void on_encrypted(mock_dconn *c, const uint8_t *p, size_t n, int ack_requ
     send_transport_error(c, -404);
     return;
   }
+  if (dc->faults.transport_444_once) {
+    dc->faults.transport_444_once = 0;
+    mock_dc_logf(dc, "fault: transport error -444");
+    send_transport_error(c, -444);
+    return;
+  }
   if (dc->faults.transport_404_once) {
     dc->faults.transport_404_once = 0;
     mock_dc_logf(dc, "fault: forgetting the %s key", k->temp ? "temp" : "perm");
@@ -1108,6 +1114,10 @@ int mock_dc_faults_parse(const char *spec, mock_dc_faults *f) {
     else if (strcmp(tok, "drop_every") == 0) f->drop_every = u;
     else if (strcmp(tok, "stall") == 0) f->stall = (int)u;
     else if (strcmp(tok, "refuse_seed") == 0) f->refuse_seed = (int)u;
+    else if (strcmp(tok, "transport_444_once") == 0) f->transport_444_once = (int)u;
+    else if (strcmp(tok, "config_extra_first") == 0) f->config_extra_first = u;
+    else if (strcmp(tok, "config_extra_count") == 0) f->config_extra_count = u;
+    else if (strcmp(tok, "config_extra_port") == 0 && u <= 65535) f->config_extra_port = u;
     else return MTC_ERR_INVALID_ARG;
   }
   return 0;

@@ -89,6 +89,13 @@ typedef struct mock_dc_faults {
    * without listen(): connect() gets ECONNREFUSED); the alternative port,
    * if configured, keeps working. */
   int refuse_seed;
+  /* The next encrypted frame on this DC: answer transport error -444 (the
+   * client refreshes its address sets) and close. Consumed when fired. */
+  int transport_444_once;
+  /* Config churn: help.getConfig also lists DCs config_extra_first ..
+   * config_extra_first + config_extra_count - 1 (ids up to 999), each at
+   * 127.0.0.1 on port config_extra_port (0: this DC's main port). */
+  uint32_t config_extra_first, config_extra_count, config_extra_port;
 } mock_dc_faults;
 
 typedef struct mock_dc_config {

@@ -291,10 +291,15 @@ static void skip_json(mtci_tl_reader *r, int depth) {
 
 /* ---- methods ------------------------------------------------------------------------ */
 
-/* dcOption list: every DC's main port, then its alternative port if any. */
+/* dcOption list: every DC's main port, then its alternative port if any;
+ * then the config_extra_* DCs of the answering DC's faults. */
 static void write_dc_options(mock_rpc_ctx *ctx, mtci_tl_writer *w) {
   const mock_dc_cluster *cl = ctx->dc->cl;
-  uint32_t count = 0;
+  const mock_dc_faults *f = &ctx->dc->faults;
+  uint32_t extra = f->config_extra_count;
+  if (f->config_extra_first < 1 || f->config_extra_first > 999) extra = 0;
+  else if (extra > 1000 - f->config_extra_first) extra = 1000 - f->config_extra_first;
+  uint32_t count = extra;
   for (int i = 0; i < cl->n; i++) count += 1u + (cl->dcs[i].alt_port ? 1u : 0u);
   mtci_tl_write_vector(w, count);
   for (int i = 0; i < cl->n; i++) {
@@ -307,6 +312,14 @@ static void write_dc_options(mock_rpc_ctx *ctx, mtci_tl_writer *w) {
       write_string(w, "127.0.0.1");
       mtci_tl_write_int(w, ports[j]);
     }
+  }
+  uint16_t port = f->config_extra_port ? (uint16_t)f->config_extra_port : ctx->dc->port;
+  for (uint32_t k = 0; k < extra; k++) {
+    mtci_tl_write_u32(w, ID_DC_OPTION);
+    mtci_tl_write_u32(w, 0);
+    mtci_tl_write_int(w, (int32_t)(f->config_extra_first + k));
+    write_string(w, "127.0.0.1");
+    mtci_tl_write_int(w, port);
   }
 }
 
