@@ -414,6 +414,20 @@ TEST(rpc_rules) {
   r.transfers = 0;
   CHECK(act(401, "SESSION_REVOKED", &r).kind == MTCI_RPC_DELIVER);
   CHECK(act(400, "PHONE_CODE_INVALID", &r).kind == MTCI_RPC_DELIVER);
+  /* the main DC moved while the request was in flight: any 401 of the old
+   * one sends it to the new main DC (never a transfer), within the
+   * migration limit */
+  r.main_moved = 1;
+  a = act(401, "AUTH_KEY_UNREGISTERED", &r);
+  CHECK(a.kind == MTCI_RPC_RESEND_MAIN && a.unauthorized == 1 && !a.loop);
+  a = act(401, "SESSION_REVOKED", &r);
+  CHECK(a.kind == MTCI_RPC_RESEND_MAIN && a.unauthorized == 0);
+  r.migrations = MTCI_POLICY_MAX_MIGRATIONS;
+  a = act(401, "AUTH_KEY_UNREGISTERED", &r);
+  CHECK(a.kind == MTCI_RPC_DELIVER && a.loop == 1);
+  r.migrations = 0;
+  CHECK(act(400, "PHONE_CODE_INVALID", &r).kind == MTCI_RPC_DELIVER);
+  r.main_moved = 0;
   int32_t v = 0;
   CHECK(mtci_policy_suffix("FLOOD_WAIT_123456789", "FLOOD_WAIT_", &v) && v == 123456789);
   CHECK(!mtci_policy_suffix("FLOOD_WAIT_-1", "FLOOD_WAIT_", &v));
