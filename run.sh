@@ -49,6 +49,11 @@ case "$cmd" in
     ;;
   test)
     need "${build_pkgs[@]}" "${test_pkgs[@]}"
+    # interop_mtcute_tl: node (Debian 12's nodejs 18 is enough) and the npm
+    # packages pinned in tests/interop/mtcute_tl/package-lock.json.
+    { command -v node && command -v npm; } >/dev/null || need nodejs npm
+    (cd tests/interop/mtcute_tl && { node check.mjs --installed ||
+      npm ci --no-audit --no-fund --loglevel=error >/dev/null; })
     mkdir -p build-test build-asan
     echo "== plain build (-Wall -Wextra -Werror)"
     configure_build build-test -DMTC_WERROR=ON

@@ -9,7 +9,8 @@
  *   - known answers from PROTOCOL.md §2.1/§1.8/§7.1/§7.4 and bytes derived
  *     by hand from the schema lines;
  *   - decoder and encoder error codes.
- * The populate/compare interpreter below reads the generated test tables
+ * Values come from the random generator tests/tl_randgen.c (full range);
+ * the compare interpreter below reads the same generated test tables
  * (tl_testgen.c, see tl_testgen.h).
  */
 #include <stdint.h>
@@ -20,204 +21,36 @@
 #include "mtconn/tl_api.h"
 #include "test.h"
 #include "tl/tl_gen.h"
+#include "tl_randgen.h"
 #include "tl_testgen.h"
 
-enum { FLAGS_OFF, FLAGS_ON, FLAGS_RANDOM };
+enum { FLAGS_OFF = MTCI_RANDGEN_FLAGS_OFF, FLAGS_ON = MTCI_RANDGEN_FLAGS_ON,
+       FLAGS_RANDOM = MTCI_RANDGEN_FLAGS_RANDOM };
 
-/* ---- value builder and deep comparison over the generated tables ---------- */
+/* ---- populated values (tl_randgen.c) and deep comparison over the tables ---- */
 
-/* Below DEPTH_LIMIT nested objects are random constructors of their type
- * with 0-3 vector elements; from it on (or when the budget is spent) the
- * shallowest constructor with flags off and empty vectors. */
-#define DEPTH_LIMIT 3
-#define OBJECT_BUDGET 48
+/* Full-range values: any 64-bit long, arbitrary bytes in strings, empty
+ * vectors under a set flags bit; every id may be nested. */
+static const mtci_randgen *full_range(void) {
+  static mtci_randgen rg;
+  static int ready;
+  if (!ready && mtci_randgen_init(&rg, NULL) == 0) ready = 1;
+  return ready ? &rg : NULL;
+}
 
-typedef struct tgs {
-  uint64_t x;
-  int budget;
-} tgs;
-
-static uint64_t rnd(tgs *s) { return test_rand64(&s->x); }
-static int limited(const tgs *s, int depth) { return depth >= DEPTH_LIMIT || s->budget <= 0; }
-
-/* sizeof a member (or vector element) of each kind */
-static size_t kind_size(unsigned kind) {
-  switch (kind) {
-  case MTCI_TLK_INT: return sizeof(int32_t);
-  case MTCI_TLK_LONG: return sizeof(int64_t);
-  case MTCI_TLK_DOUBLE: return sizeof(double);
-  case MTCI_TLK_INT128: return 16;
-  case MTCI_TLK_INT256: return 32;
-  case MTCI_TLK_BYTES: case MTCI_TLK_RAW: return sizeof(mtc_tl_bytes);
-  case MTCI_TLK_BOOL: case MTCI_TLK_TRUE: return sizeof(int);
-  case MTCI_TLK_FLAGS: return sizeof(uint32_t);
-  case MTCI_TLK_OBJ: case MTCI_TLK_BARE: return sizeof(mtc_tl_object *);
-  case MTCI_TLK_VEC: case MTCI_TLK_BVEC: return sizeof(mtc_tl_vec_int);
-  }
-  return 0;
+static mtc_tl_object *make(size_t idx, uint64_t seed, int mode) {
+  const mtci_randgen *rg = full_range();
+  return rg ? mtci_randgen_make(rg, idx, seed * 0x9e3779b97f4a7c15ull + idx + 1, mode) : NULL;
 }
 
 static void vec_get(const uint8_t *p, uint32_t *n, uint8_t **v) {
   memcpy(n, p, sizeof *n);
-  memcpy(v, p + offsetof(mtc_tl_vec_int, v), sizeof *v);
-}
-
-static mtc_tl_object *make_entry(tgs *s, int idx, int depth, int mode);
-
-static void r_bytes(tgs *s, mtc_tl_bytes *b) {
-  uint64_t r = rnd(s);
-  /* mostly short strings, sometimes one that needs the 0xfe long form */
-  size_t n = (r & 15) == 0 ? 250 + (size_t)(r >> 8) % 60 : (size_t)(r >> 8) % 13;
-  b->data = NULL;
-  b->len = 0;
-  if (!n || !(b->data = malloc(n))) return;
-  b->len = n;
-  for (size_t i = 0; i < n; i++) b->data[i] = (uint8_t)(rnd(s) >> 24);
-}
-
-/* !X: the encoding of a random method call (a fieldless one at the limit) */
-static void r_raw(tgs *s, mtc_tl_bytes *b, int depth, int mode) {
-  int idx = mtci_testgen_leaf_method;
-  if (!limited(s, depth)) {
-    do idx = (int)(rnd(s) % mtci_testgen_nentries);
-    while (!mtci_testgen_entries[idx].is_method);
-  }
-  b->data = NULL;
-  b->len = 0;
-  mtc_tl_object *o = make_entry(s, idx, depth, mode);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (o && mtc_tl_serialize(o, &buf, &len) == 0) {
-    b->data = buf; /* mtc_tl_buffer_free is free() */
-    b->len = len;
-  }
-  mtc_tl_object_free(o);
-}
-
-static void make_value(tgs *s, uint8_t *p, unsigned type, int depth, int mode) {
-  const mtci_testgen_type *t = &mtci_testgen_types[type];
-  switch (t->kind) {
-  case MTCI_TLK_INT:
-  case MTCI_TLK_FLAGS: {
-    uint32_t v = (uint32_t)rnd(s);
-    memcpy(p, &v, 4);
-    return;
-  }
-  case MTCI_TLK_LONG: {
-    uint64_t v = rnd(s);
-    memcpy(p, &v, 8);
-    return;
-  }
-  case MTCI_TLK_DOUBLE: {
-    double v = (double)(int32_t)(rnd(s) >> 32) / 8.0;
-    memcpy(p, &v, sizeof v);
-    return;
-  }
-  case MTCI_TLK_INT128:
-  case MTCI_TLK_INT256:
-    for (size_t i = 0; i < kind_size(t->kind); i++) p[i] = (uint8_t)(rnd(s) >> 16);
-    return;
-  case MTCI_TLK_BOOL:
-  case MTCI_TLK_TRUE: {
-    int v = (int)(rnd(s) >> 40) & 1;
-    memcpy(p, &v, sizeof v);
-    return;
-  }
-  case MTCI_TLK_BYTES: {
-    mtc_tl_bytes b;
-    r_bytes(s, &b);
-    memcpy(p, &b, sizeof b);
-    return;
-  }
-  case MTCI_TLK_RAW: {
-    mtc_tl_bytes b;
-    r_raw(s, &b, depth + 1, mode);
-    memcpy(p, &b, sizeof b);
-    return;
-  }
-  case MTCI_TLK_OBJ: {
-    int idx;
-    if (t->arg == 0xffff) { /* Object: any constructor */
-      idx = mtci_testgen_leaf_ctor;
-      if (!limited(s, depth + 1)) {
-        do idx = (int)(rnd(s) % mtci_testgen_nentries);
-        while (mtci_testgen_entries[idx].is_method);
-      }
-    } else {
-      const mtci_testgen_group *g = &mtci_testgen_groups[t->arg];
-      idx = limited(s, depth + 1) ? g->shallowest
-                                  : mtci_testgen_group_members[g->first + rnd(s) % g->n];
-    }
-    mtc_tl_object *o = make_entry(s, idx, depth + 1, mode);
-    memcpy(p, &o, sizeof o);
-    return;
-  }
-  case MTCI_TLK_BARE: {
-    mtc_tl_object *o = make_entry(s, t->arg, depth + 1, mode);
-    memcpy(p, &o, sizeof o);
-    return;
-  }
-  case MTCI_TLK_VEC:
-  case MTCI_TLK_BVEC: {
-    uint32_t n = limited(s, depth + 1) ? 0 : (uint32_t)(rnd(s) % 4);
-    size_t es = kind_size(mtci_testgen_types[t->arg].kind);
-    uint8_t *v = n ? calloc(n, es) : NULL;
-    if (!v) n = 0;
-    memcpy(p, &n, sizeof n);
-    memcpy(p + offsetof(mtc_tl_vec_int, v), &v, sizeof v);
-    for (uint32_t i = 0; i < n; i++) make_value(s, v + (size_t)i * es, t->arg, depth + 1, mode);
-    return;
-  }
-  }
-}
-
-static mtc_tl_object *make_entry(tgs *s, int idx, int depth, int mode) {
-  if (idx < 0 || (size_t)idx >= mtci_testgen_nentries) return NULL;
-  if (limited(s, depth)) mode = FLAGS_OFF;
-  s->budget--;
-  const mtci_testgen_entry *e = &mtci_testgen_entries[idx];
-  const mtci_testgen_member *m = &mtci_testgen_members[e->first];
-  uint8_t *obj = calloc(1, e->size);
-  if (!obj) return NULL;
-  mtc_tl_object *o = (mtc_tl_object *)(void *)obj;
-  o->id = e->id;
-  for (unsigned k = 0; k < e->n; k++) {
-    unsigned kind = mtci_testgen_types[m[k].type].kind;
-    if (kind == MTCI_TLK_FLAGS) {
-      uint32_t mask = 0;
-      for (unsigned j = k + 1; j < e->n; j++)
-        if (m[j].flag == k) mask |= 1u << m[j].bit;
-      uint32_t v = mode == FLAGS_OFF ? 0 : mode == FLAGS_ON ? mask : (uint32_t)rnd(s) & mask;
-      memcpy(obj + m[k].off, &v, 4);
-      continue;
-    }
-    int on = 1;
-    if (m[k].flag != 255) {
-      uint32_t fw;
-      memcpy(&fw, obj + m[m[k].flag].off, 4);
-      on = (int)((fw >> m[k].bit) & 1u);
-    }
-    if (kind == MTCI_TLK_TRUE) {
-      memcpy(obj + m[k].off, &on, sizeof on);
-      continue;
-    }
-    if (on) make_value(s, obj + m[k].off, m[k].type, depth, mode);
-  }
-  return o;
-}
-
-static mtc_tl_object *make(size_t idx, uint64_t seed, int mode) {
-  tgs s = {seed * 0x9e3779b97f4a7c15ull + idx + 1, OBJECT_BUDGET};
-  return make_entry(&s, (int)idx, 0, mode);
+  memcpy(v, p + MTCI_TL_VEC_V_OFF, sizeof *v);
 }
 
 static const char *diff_member; /* first differing member, for messages */
 
-static int entry_index(uint32_t id) {
-  for (size_t i = 0; i < mtci_testgen_nentries; i++)
-    if (mtci_testgen_entries[i].id == id) return (int)i;
-  return -1;
-}
+static int entry_index(uint32_t id) { return mtci_randgen_entry_of(id); }
 
 static int equal_object(const mtc_tl_object *a, const mtc_tl_object *b);
 
@@ -245,12 +78,12 @@ static int equal_value(const uint8_t *a, const uint8_t *b, unsigned type) {
     vec_get(a, &na, &va);
     vec_get(b, &nb, &vb);
     if (na != nb) return 0;
-    size_t es = kind_size(mtci_testgen_types[t->arg].kind);
+    size_t es = mtci_tl_value_size(mtci_testgen_types[t->arg].kind);
     for (uint32_t i = 0; i < na; i++)
       if (!equal_value(va + (size_t)i * es, vb + (size_t)i * es, t->arg)) return 0;
     return 1;
   }
-  default: return memcmp(a, b, kind_size(t->kind)) == 0; /* scalars, int128/256 */
+  default: return memcmp(a, b, mtci_tl_value_size(t->kind)) == 0; /* scalars, int128/256 */
   }
 }
 
@@ -298,7 +131,8 @@ TEST(layout_and_names) {
     size_t prev = sizeof(mtc_tl_object);
     for (unsigned k = 0; k < e->n; k++) {
       unsigned kind = mtci_testgen_types[m[k].type].kind;
-      if (m[k].size != kind_size(kind) || m[k].off < prev || m[k].off + m[k].size > e->size) {
+      CHECK(kind >= MTCI_TLK_INT && kind <= MTCI_TLK_RAW);
+      if (m[k].size != mtci_tl_value_size(kind) || m[k].off < prev || m[k].off + m[k].size > e->size) {
         fprintf(stderr, "  %s.%s: size %u offset %u\n", e->name, m[k].name, m[k].size, m[k].off);
         CHECK(0);
       }
@@ -318,6 +152,122 @@ TEST(layout_and_names) {
   CHECK(strcmp(mtc_tl_result_type(MTC_TL_ID_fn_invokeWithLayer), "X") == 0);
   CHECK(strcmp(mtc_tl_result_type(MTC_TL_ID_fn_users_getIsPremiumRequiredToContact),
                "Vector<Bool>") == 0);
+}
+
+/* What the generator produced, walked over the tables: full-range values
+ * must reach the codec (test_tlgen), js_safe ones must stay representable by
+ * JS implementations (tests/interop/tl_vectors). */
+typedef struct gen_stats {
+  size_t longs, longs_past_53; /* |v| > 2^53 - 1 */
+  size_t strings, strings_not_utf8; /* not valid UTF-8, or holding U+FEFF */
+  size_t flag_vecs, flag_vecs_empty;  /* vectors under a set flags bit */
+} gen_stats;
+
+/* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)
+ * without U+FEFF. */
+static int utf8_ok(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n;) {
+    uint8_t c = p[i];
+    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || i + len > n) return 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1fu : len == 3 ? c & 0x0fu : c & 0x07u;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xc0) != 0x80) return 0;
+      cp = cp << 6 | (p[i + k] & 0x3fu);
+    }
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000) || cp == 0xfeff) return 0;
+    i += len;
+  }
+  return 1;
+}
+
+static void stats_object(gen_stats *st, const mtc_tl_object *o);
+
+#define JS_MAX_SAFE ((INT64_C(1) << 53) - 1)
+
+static void stats_value(gen_stats *st, const uint8_t *p, unsigned type, int flagged) {
+  const mtci_testgen_type *t = &mtci_testgen_types[type];
+  if (t->kind == MTCI_TLK_LONG) {
+    int64_t v;
+    memcpy(&v, p, sizeof v);
+    st->longs++;
+    st->longs_past_53 += v > JS_MAX_SAFE || v < -JS_MAX_SAFE;
+  } else if (t->kind == MTCI_TLK_BYTES) {
+    mtc_tl_bytes b;
+    memcpy(&b, p, sizeof b);
+    st->strings++;
+    st->strings_not_utf8 += !utf8_ok(b.data, b.len);
+  } else if (t->kind == MTCI_TLK_OBJ || t->kind == MTCI_TLK_BARE) {
+    const mtc_tl_object *x;
+    memcpy(&x, p, sizeof x);
+    stats_object(st, x);
+  } else if (t->kind == MTCI_TLK_VEC || t->kind == MTCI_TLK_BVEC) {
+    uint32_t n;
+    uint8_t *v;
+    vec_get(p, &n, &v);
+    st->flag_vecs += flagged != 0;
+    st->flag_vecs_empty += flagged && n == 0;
+    size_t es = mtci_tl_value_size(mtci_testgen_types[t->arg].kind);
+    for (uint32_t i = 0; i < n; i++) stats_value(st, v + (size_t)i * es, t->arg, 0);
+  }
+}
+
+static void stats_object(gen_stats *st, const mtc_tl_object *o) {
+  int idx = o ? entry_index(o->id) : -1;
+  if (idx < 0) return;
+  const mtci_testgen_entry *e = &mtci_testgen_entries[idx];
+  const mtci_testgen_member *m = &mtci_testgen_members[e->first];
+  for (unsigned k = 0; k < e->n; k++) {
+    if (m[k].flag != 255) {
+      uint32_t fw;
+      memcpy(&fw, (const uint8_t *)o + m[m[k].flag].off, 4);
+      if (!((fw >> m[k].bit) & 1u)) continue; /* absent */
+    }
+    stats_value(st, (const uint8_t *)o + m[k].off, m[k].type, m[k].flag != 255);
+  }
+}
+
+/* Samples 0-3 of every entry, as the round trip and tl_vectors build them. */
+static int gen_stats_of(const mtci_randgen *rg, gen_stats *st) {
+  static const int modes[] = {FLAGS_ON, FLAGS_RANDOM, FLAGS_RANDOM, FLAGS_RANDOM};
+  memset(st, 0, sizeof *st);
+  for (size_t i = 0; i < mtci_testgen_nentries; i++)
+    for (size_t k = 0; k < 4; k++) {
+      mtc_tl_object *o = mtci_randgen_make(rg, i, 0x5eed0000u + i * 4 + k, modes[k]);
+      if (!o) return 0;
+      stats_object(st, o);
+      mtc_tl_object_free(o);
+    }
+  return 1;
+}
+
+TEST(generator_ranges) {
+  const mtci_randgen *full = full_range();
+  CHECK(full != NULL);
+  gen_stats st;
+  CHECK(gen_stats_of(full, &st));
+  printf("tlgen: full range: %zu/%zu longs past 2^53, %zu/%zu strings not UTF-8, "
+         "%zu/%zu flagged vectors empty\n",
+         st.longs_past_53, st.longs, st.strings_not_utf8, st.strings, st.flag_vecs_empty,
+         st.flag_vecs);
+  /* the codec must see each of these often */
+  CHECK(st.longs_past_53 * 2 > st.longs);
+  CHECK(st.strings_not_utf8 * 4 > st.strings);
+  CHECK(st.flag_vecs_empty * 8 > st.flag_vecs);
+
+  mtci_randgen_opts o = {.js_safe = 1, .nonempty_flag_vectors = 1};
+  mtci_randgen js;
+  CHECK_EQ_INT(mtci_randgen_init(&js, &o), 0);
+  int ok = gen_stats_of(&js, &st);
+  mtci_randgen_free(&js);
+  CHECK(ok);
+  printf("tlgen: js_safe: %zu longs, %zu strings, %zu flagged vectors\n", st.longs, st.strings,
+         st.flag_vecs);
+  CHECK(st.longs > 1000 && st.strings > 1000 && st.flag_vecs > 100);
+  CHECK_EQ_INT(st.longs_past_53, 0);
+  CHECK_EQ_INT(st.strings_not_utf8, 0);
+  CHECK_EQ_INT(st.flag_vecs_empty, 0);
 }
 
 static int roundtrip_one(size_t i, uint64_t seed, int mode, uint8_t **enc, size_t *enc_len) {
@@ -845,8 +795,9 @@ TEST(encode_errors) {
   mtc_tl_object_free(NULL);
 }
 
-TEST_MAIN("tlgen", CASE(counts), CASE(layout_and_names), CASE(roundtrip_every_entry),
-          CASE(truncation_every_entry), CASE(bit_flips), CASE(random_bytes),
-          CASE(kat_get_config_with_layer), CASE(kat_init_connection), CASE(kat_dc_option),
-          CASE(kat_optional_scalar), CASE(kat_config_simple), CASE(kat_handshake_objects),
-          CASE(kat_computed_ids), CASE(decode_errors), CASE(decode_depth), CASE(encode_errors))
+TEST_MAIN("tlgen", CASE(counts), CASE(layout_and_names), CASE(generator_ranges),
+          CASE(roundtrip_every_entry), CASE(truncation_every_entry), CASE(bit_flips),
+          CASE(random_bytes), CASE(kat_get_config_with_layer), CASE(kat_init_connection),
+          CASE(kat_dc_option), CASE(kat_optional_scalar), CASE(kat_config_simple),
+          CASE(kat_handshake_objects), CASE(kat_computed_ids), CASE(decode_errors),
+          CASE(decode_depth), CASE(encode_errors))

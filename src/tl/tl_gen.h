@@ -79,6 +79,10 @@ extern const size_t mtci_tl_nctors;
 /* Descriptor of an id, or NULL. */
 const mtci_tl_ctor_desc *mtci_tl_find(uint32_t id);
 
+/* sizeof one in-memory value of a kind (MTCI_TLK_*): a struct member or a
+ * vector element. */
+size_t mtci_tl_value_size(unsigned kind);
+
 /* Appends obj boxed (id + body). Returns the writer's sticky error: 0,
  * MTC_ERR_INVALID_ARG (see mtc_tl_serialize), MTC_ERR_TL_DEPTH, MTC_ERR_NOMEM. */
 int mtci_tl_encode_object(mtci_tl_writer *w, const mtc_tl_object *obj);

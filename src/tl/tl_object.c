@@ -46,8 +46,9 @@ const mtci_tl_ctor_desc *mtci_tl_find(uint32_t id) {
   return NULL;
 }
 
-/* In-memory size of one value of a kind (vector element size). */
-static size_t value_size(unsigned kind) {
+/* In-memory size of one value of a kind (vector element size); also used by
+ * the tests to lay out random values. */
+size_t mtci_tl_value_size(unsigned kind) {
   switch (kind) {
   case MTCI_TLK_INT: return sizeof(int32_t);
   case MTCI_TLK_LONG: return sizeof(int64_t);
@@ -167,7 +168,7 @@ static void enc_value(mtci_tl_writer *w, const uint8_t *p, unsigned type, int de
     if (n && !v) { wfail(w, MTC_ERR_INVALID_ARG); return; }
     if (t->kind == MTCI_TLK_VEC) mtci_tl_write_vector(w, n);
     else mtci_tl_write_u32(w, n);
-    size_t es = value_size(mtci_tl_types[t->arg].kind);
+    size_t es = mtci_tl_value_size(mtci_tl_types[t->arg].kind);
     for (uint32_t i = 0; i < n && !w->err; i++) enc_value(w, v + (size_t)i * es, t->arg, depth + 1);
     return;
   }
@@ -258,7 +259,7 @@ static void free_value(uint8_t *p, unsigned type) {
     vec_get(p, &n, &v);
     if (!v) return;
     unsigned ek = mtci_tl_types[t->arg].kind;
-    size_t es = value_size(ek);
+    size_t es = mtci_tl_value_size(ek);
     if (ek == MTCI_TLK_BYTES || ek == MTCI_TLK_RAW || ek == MTCI_TLK_OBJ || ek == MTCI_TLK_BARE ||
         ek == MTCI_TLK_VEC || ek == MTCI_TLK_BVEC)
       for (uint32_t i = 0; i < n; i++) free_value(v + (size_t)i * es, t->arg);
@@ -386,7 +387,7 @@ static void dec_value(mtci_tl_reader *r, uint8_t *p, unsigned type, int depth) {
     uint32_t n = t->kind == MTCI_TLK_VEC ? mtci_tl_read_vector(r, et->min_size)
                                          : mtci_tl_read_bare_vector(r, et->min_size);
     if (r->err || n == 0) return;
-    size_t es = value_size(et->kind);
+    size_t es = mtci_tl_value_size(et->kind);
     uint8_t *v = calloc(n, es); /* n <= remaining input bytes: bounded */
     if (!v) {
       mtci_tl_fail(r, MTC_ERR_NOMEM);
