@@ -54,6 +54,11 @@ case "$cmd" in
     { command -v node && command -v npm; } >/dev/null || need nodejs npm
     (cd tests/interop/mtcute_tl && { node check.mjs --installed ||
       npm ci --no-audit --no-fund --loglevel=error >/dev/null; })
+    # interop_mtcute: node + npm and the packages pinned in
+    # tests/interop/mtcute_client/package-lock.json (its .npmrc: no install scripts).
+    { command -v node && command -v npm; } >/dev/null || need nodejs npm
+    (cd tests/interop/mtcute_client && { node interop.mjs --check-installed >/dev/null ||
+      npm ci --no-audit --no-fund --loglevel=error >/dev/null; })
     mkdir -p build-test build-asan
     echo "== plain build (-Wall -Wextra -Werror)"
     configure_build build-test -DMTC_WERROR=ON

@@ -671,6 +671,10 @@ TEST(acks_flush_and_piggyback) {
   CHECK(mtci_session_next_deadline(&W.c) <= W.now);
   CHECK_EQ_INT(c2s(&W), 1);
   CHECK_EQ_INT(W.c.n_acks, 0);
+  /* acks and pings go as service messages (even seq_no): the mock accepts
+   * odd ones too (mtcute sends them so), and counts them */
+  CHECK(mock_session_get_stats(W.m)->acks_in > 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->odd_service_msgs, 0);
   world_free(&W);
 }
 
@@ -1856,6 +1860,7 @@ TEST(state_req_detailed_info_resend) {
   }
   CHECK(found);
   CHECK_EQ_INT(mock_session_get_stats(W.m)->bad_msgs[34] + mock_session_get_stats(W.m)->bad_msgs[35], 0);
+  CHECK_EQ_INT(mock_session_get_stats(W.m)->odd_service_msgs, 0);
 
   /* an answer the client never got: msg_new_detailed_info -> msg_resend_ans_req */
   mock_session_set_faults(W.m, MOCK_SESS_HOLD_ANSWERS);

@@ -603,9 +603,15 @@ static int is_content(uint32_t id) {
            id == ID_CONTAINER);
 }
 
-/* Pings are accepted with either seq_no parity, as Telegram's servers do:
- * tdlib sends them as service messages (even), Telethon as content (odd). */
-static int any_parity(uint32_t id) { return id == ID_PING || id == ID_PING_DD; }
+/* Pings and acks are accepted with either seq_no parity, as Telegram's
+ * servers do: tdlib sends them as service messages (even), Telethon its pings
+ * as content (odd), and mtcute sends every message, msgs_ack included, as
+ * content-related (odd seq_no; mtproto-session.js writeMessage) and works
+ * against the production servers. Counted in odd_service_msgs, so a test of
+ * a client that should send them even can still tell. */
+static int any_parity(uint32_t id) {
+  return id == ID_PING || id == ID_PING_DD || id == ID_MSGS_ACK;
+}
 
 /* Entry k (0 = lowest) of the session's sorted window. */
 static rxid *rx_at(const msess *s, size_t k) {
@@ -695,6 +701,7 @@ static void on_message(mock_session *m, int64_t now_ms, msess *s, int64_t salt, 
     bad_msg(m, now_ms, s->id, msg_id, seqno, 34);
     return;
   }
+  if (!content && (seqno & 1)) m->stats.odd_service_msgs++;
   if (content && m->force_bad && m->force_bad_times > 0) {
     int code = m->force_bad;
     if (--m->force_bad_times == 0) m->force_bad = 0;

@@ -78,6 +78,7 @@ typedef struct mock_session_stats {
   unsigned pings, acks_in, future_salts_req, new_sessions, bad_server_salts, answers;
   unsigned redelivered;           /* unacknowledged messages sent again on a new connection */
   unsigned bad_msgs[80];          /* bad_msg_notification sent, by error code */
+  unsigned odd_service_msgs;      /* ping / msgs_ack with an odd seq_no (accepted) */
   int32_t last_disconnect_delay;  /* from the last ping_delay_disconnect */
   int64_t disconnect_at_ms;       /* local clock; 0 = none */
   int32_t init_api_id, init_layer;/* from the last initConnection */

@@ -442,9 +442,11 @@ int main(int argc, char **argv) {
   sigaction(SIGUSR1, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  /* stdin is watched when it is a pipe or a terminal (not /dev/null). */
+  /* stdin is watched when it is a pipe, a socket (Node's child_process
+   * pipes are socketpairs) or a terminal (not /dev/null). */
   struct stat st;
-  int watch_stdin = !no_stdin && fstat(0, &st) == 0 && (S_ISFIFO(st.st_mode) || isatty(0));
+  int watch_stdin = !no_stdin && fstat(0, &st) == 0 &&
+                    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(0));
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   char line[512];
