@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "discovery/discovery.h"
 #include "discovery/doh_request.h"
@@ -1279,6 +1280,221 @@ static void h_timer(void *ud, int64_t delay_ms) {
   h->timer_at = delay_ms < 0 ? -1 : mtci_clock_realtime_ms() + delay_ms;
 }
 
+/* ---- the system configuration follows resolv.conf ------------------------------------- */
+
+/* Two mock servers on one port, A on 127.0.0.1 and B on 127.0.0.2 (c-ares
+ * 1.18 drops "nameserver 127.0.0.1:PORT" lines, so resolv.conf can only
+ * name addresses; the resolver's system_port gives the port). Both know
+ * h.test, with different addresses, so an answer says who gave it. The
+ * resolver runs on the test's own poller with a clock the test can move
+ * past the resolv.conf re-check interval. */
+struct rc_env {
+  mock_dns *a, *b;
+  uint16_t port;
+  char dir[32], path[64], tmp[64];
+  mtci_poller poller;
+  int poller_up;
+  mtci_dns *dns;
+  int64_t skew;
+};
+
+#define RC_ADDR_A "10.0.0.1"
+#define RC_ADDR_B "10.0.0.2"
+
+static int64_t rc_now(void *ud) {
+  const struct rc_env *e = ud;
+  return mtci_clock_realtime_ms() + e->skew;
+}
+
+/* Replace the file atomically (write a temp file, rename it over). */
+static int rc_write(struct rc_env *e, const char *server) {
+  FILE *f = fopen(e->tmp, "w");
+  if (!f) return -1;
+  int ok = fprintf(f, "# written by test_discovery\nnameserver %s\n", server) > 0;
+  if (fclose(f) != 0) ok = 0;
+  return ok && rename(e->tmp, e->path) == 0 ? 0 : -1;
+}
+
+static void rc_down(struct rc_env *e) {
+  mtci_dns_free(e->dns);
+  if (e->poller_up) mtci_poller_free(&e->poller);
+  mock_dns_free(e->a);
+  mock_dns_free(e->b);
+  if (e->path[0]) (void)unlink(e->path);
+  if (e->tmp[0]) (void)unlink(e->tmp);
+  if (e->dir[0]) (void)rmdir(e->dir);
+  memset(e, 0, sizeof *e);
+}
+
+/* Servers up, resolv.conf naming A, the resolver made. 0 or -1. */
+static int rc_up(struct rc_env *e) {
+  memset(e, 0, sizeof *e);
+  static const mock_dns_host ha[] = {{"h.test", RC_ADDR_A, NULL}};
+  static const mock_dns_host hb[] = {{"h.test", RC_ADDR_B, NULL}};
+  mock_dns_config ca = {0, NULL, NULL, 0, ha, 1};
+  mock_dns_config cb = {0, NULL, NULL, 0, hb, 1};
+  for (int i = 0; i < 10 && !e->b; i++) { /* B's bind of A's port may collide: retry */
+    mock_dns_free(e->a);
+    e->a = NULL;
+    if (mock_dns_new(&ca, &e->a) != 0) return -1;
+    cb.port = mock_dns_port(e->a);
+    if (mock_dns_new_on(&cb, "127.0.0.2", &e->b) != 0) e->b = NULL;
+  }
+  if (!e->b) return -1;
+  e->port = cb.port;
+  snprintf(e->dir, sizeof e->dir, "/tmp/mtc_dns_XXXXXX");
+  if (!mkdtemp(e->dir)) {
+    e->dir[0] = 0;
+    return -1;
+  }
+  snprintf(e->path, sizeof e->path, "%s/resolv.conf", e->dir);
+  snprintf(e->tmp, sizeof e->tmp, "%s/resolv.new", e->dir);
+  if (rc_write(e, "127.0.0.1") != 0) return -1;
+  if (mtci_poller_init(&e->poller, NULL) != 0) return -1;
+  e->poller_up = 1;
+  mtci_dns_config dc;
+  memset(&dc, 0, sizeof dc);
+  dc.poller = &e->poller;
+  dc.now_ms = rc_now;
+  dc.now_ud = e;
+  dc.timeout_ms = 2000;
+  dc.resolv_conf = e->path;
+  dc.system_port = e->port;
+  return mtci_dns_new(&dc, &e->dns) == 0 ? 0 : -1;
+}
+
+/* Turn the loop until every res has its callback (bounded). 1 if all did. */
+static int rc_wait(struct rc_env *e, struct host_res *const *res, size_t n) {
+  int64_t end = mtci_clock_monotonic_ms() + LIMIT_MS;
+  for (int it = 0; it < 100000 && mtci_clock_monotonic_ms() < end; it++) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+      done += res[i]->calls > 0;
+    if (done == n) return 1;
+    int64_t t = mtci_poller_next_timeout_ms(&e->poller, rc_now(e));
+    (void)mtci_poller_run(&e->poller, t < 0 || t > 20 ? 20 : (int)t);
+    mtci_dns_on_timeout(e->dns, rc_now(e));
+  }
+  return 0;
+}
+
+/* One lookup of h.test, run to its callback: which address came back
+ * ("" on error / no callback). */
+static const char *rc_lookup(struct rc_env *e, struct host_res *h) {
+  memset(h, 0, sizeof *h);
+  if (mtci_dns_lookup_host(e->dns, "h.test", on_host, h, NULL) != 0) return "";
+  struct host_res *one[1] = {h};
+  if (!rc_wait(e, one, 1) || h->calls != 1 || h->err != 0 || h->a.n4 != 1) return "";
+  return h->a.v4[0];
+}
+
+static uint64_t rc_a_queries(mock_dns *m) {
+  mock_dns_stats st;
+  mock_dns_stats_get(m, &st);
+  return st.a;
+}
+
+TEST(dns_resolv_conf_reload) {
+  struct rc_env e;
+  int up = rc_up(&e);
+  CHECK_EQ_INT(up, 0);
+  if (up != 0) {
+    rc_down(&e);
+    return;
+  }
+  struct host_res h;
+  char r1[16], r2[16], r3[16], r4[16];
+  snprintf(r1, sizeof r1, "%s", rc_lookup(&e, &h)); /* A */
+  int w1 = rc_write(&e, "127.0.0.2");
+  /* within the re-check interval: the file is not looked at yet */
+  snprintf(r2, sizeof r2, "%s", rc_lookup(&e, &h));
+  uint64_t reloads2 = mtci_dns_reloads(e.dns);
+  e.skew += MTCI_DNS_RECHECK_MS + 100;
+  uint64_t a_before = rc_a_queries(e.a);
+  snprintf(r3, sizeof r3, "%s", rc_lookup(&e, &h)); /* B now */
+  uint64_t reloads3 = mtci_dns_reloads(e.dns);
+  uint64_t a_after = rc_a_queries(e.a), b_after = rc_a_queries(e.b);
+  /* a missing file is a state too: c-ares 1.18 then asks 127.0.0.1 (A) */
+  int gone = unlink(e.path);
+  e.skew += MTCI_DNS_RECHECK_MS + 100;
+  snprintf(r4, sizeof r4, "%s", rc_lookup(&e, &h));
+  uint64_t reloads4 = mtci_dns_reloads(e.dns);
+  rc_down(&e);
+  CHECK(strcmp(r1, RC_ADDR_A) == 0);
+  CHECK_EQ_INT(w1, 0);
+  CHECK(strcmp(r2, RC_ADDR_A) == 0);
+  CHECK_EQ_INT(reloads2, 0);
+  CHECK(strcmp(r3, RC_ADDR_B) == 0);
+  CHECK_EQ_INT(reloads3, 1);
+  CHECK_EQ_INT(a_after, a_before); /* A was not asked again */
+  CHECK_EQ_INT(b_after, 1);
+  CHECK_EQ_INT(gone, 0);
+  CHECK(strcmp(r4, RC_ADDR_A) == 0);
+  CHECK_EQ_INT(reloads4, 2);
+}
+
+TEST(dns_resolv_conf_in_flight) {
+  struct rc_env e;
+  int up = rc_up(&e);
+  CHECK_EQ_INT(up, 0);
+  if (up != 0) {
+    rc_down(&e);
+    return;
+  }
+  /* x is asked (c-ares sends at once) but not answered yet when the file
+   * changes; y starts after the change while x still waits. */
+  struct host_res x, y, z, w, v;
+  memset(&x, 0, sizeof x);
+  memset(&y, 0, sizeof y);
+  int rx = mtci_dns_lookup_host(e.dns, "h.test", on_host, &x, NULL);
+  int w1 = rc_write(&e, "127.0.0.2");
+  e.skew += MTCI_DNS_RECHECK_MS + 100;
+  int ry = mtci_dns_lookup_host(e.dns, "h.test", on_host, &y, NULL);
+  uint64_t reloads_y = mtci_dns_reloads(e.dns); /* x holds the old channel */
+  struct host_res *xy[2] = {&x, &y};
+  int both = rc_wait(&e, xy, 2);
+  uint64_t reloads_xy = mtci_dns_reloads(e.dns); /* rebuilt after the last callback */
+  char rz[16];
+  snprintf(rz, sizeof rz, "%s", rc_lookup(&e, &z)); /* the next one goes to B */
+  uint64_t a_xyz = rc_a_queries(e.a), b_xyz = rc_a_queries(e.b);
+  /* A cancelled lookup does not hold a rebuild back, and gets no callback
+   * when its channel goes. */
+  memset(&w, 0, sizeof w);
+  uint32_t wid = 0;
+  int rw = mtci_dns_lookup_host(e.dns, "h.test", on_host, &w, &wid);
+  int cw = mtci_dns_cancel(e.dns, wid);
+  int w2 = rc_write(&e, "127.0.0.1");
+  e.skew += MTCI_DNS_RECHECK_MS + 100;
+  char rv[16];
+  snprintf(rv, sizeof rv, "%s", rc_lookup(&e, &v)); /* rebuilt at once: A */
+  uint64_t reloads_v = mtci_dns_reloads(e.dns);
+  size_t active = mtci_dns_active(e.dns);
+  rc_down(&e);
+  CHECK_EQ_INT(rx, 0);
+  CHECK_EQ_INT(w1, 0);
+  CHECK_EQ_INT(ry, 0);
+  CHECK_EQ_INT(reloads_y, 0);
+  CHECK(both);
+  CHECK_EQ_INT(x.calls, 1);
+  CHECK_EQ_INT(x.err, 0); /* not ended by the rebuild */
+  CHECK_EQ_INT(x.a.n4, 1);
+  CHECK(strcmp(x.a.v4[0], RC_ADDR_A) == 0);
+  CHECK_EQ_INT(y.calls, 1);
+  CHECK_EQ_INT(y.err, 0);
+  CHECK(strcmp(y.a.v4[0], RC_ADDR_A) == 0); /* started on the stale channel */
+  CHECK_EQ_INT(reloads_xy, 1);
+  CHECK(strcmp(rz, RC_ADDR_B) == 0);
+  CHECK_EQ_INT(a_xyz, 2);
+  CHECK_EQ_INT(b_xyz, 1);
+  CHECK_EQ_INT(rw, 0);
+  CHECK_EQ_INT(cw, 0);
+  CHECK_EQ_INT(w2, 0);
+  CHECK(strcmp(rv, RC_ADDR_A) == 0);
+  CHECK_EQ_INT(reloads_v, 2);
+  CHECK_EQ_INT(w.calls, 0);
+  CHECK_EQ_INT(active, 0);
+}
+
 TEST(host_mode_loop) {
   struct env e;
   int up = env_up(&e, NULL);
@@ -1366,4 +1582,5 @@ TEST_MAIN("discovery", CASE(request_urls), CASE(random_padding), CASE(http_date)
           CASE(doh_broken_answers), CASE(doh_tls_and_refused), CASE(mock_dns_bytes),
           CASE(cancel_restart_free), CASE(settings_rejected), CASE(dns_txt_wins),
           CASE(dns_after_doh_failures), CASE(dns_host_lookup), CASE(dns_txt_failures),
+          CASE(dns_resolv_conf_reload), CASE(dns_resolv_conf_in_flight),
           CASE(host_mode_loop), CASE(error_texts))

@@ -13,6 +13,20 @@
  * for tests, "[::1]:53,8.8.8.8"), or to those of /etc/resolv.conf. Names
  * are queried as given (ares_query: no search list, no /etc/hosts).
  *
+ * System configuration follows resolv.conf (c-ares 1.18 reads it only when
+ * a channel is made): the resolver remembers the file's identity (device,
+ * inode, size, mtime; "missing" is one too) from when it built its channel
+ * and looks again when a lookup starts, at most once per
+ * MTCI_DNS_RECHECK_MS. If it changed, the channel is rebuilt before that
+ * lookup when no lookup awaits its callback; otherwise the channel is
+ * marked stale, lookups keep using it, and it is rebuilt as soon as the
+ * last of them has called back (a network change then costs at most the
+ * lookups that were already running or started meanwhile). A rebuild
+ * never ends a lookup the application still waits for. Lookups ended by
+ * their deadline or cancelled may linger in c-ares; a rebuild drops them
+ * silently. If building the new channel fails, the old one stays and the
+ * next check tries again.
+ *
  * Timeouts: each lookup has a hard deadline of timeout_ms from its start,
  * after which its callback gets MTC_ERR_DISCOVERY_TIMEOUT. c-ares itself
  * tries twice with a per-try timeout of timeout_ms / 2 (the second try
@@ -49,6 +63,8 @@
 #define MTCI_DNS_MAX_ADDRS 8
 #define MTCI_DNS_DEFAULT_TIMEOUT_MS 5000
 #define MTCI_DNS_MAX_REQUESTS 32 /* in flight, including lingering ones */
+#define MTCI_DNS_RECHECK_MS 1000  /* resolv.conf looked at no more often */
+#define MTCI_DNS_RESOLV_CONF "/etc/resolv.conf"
 
 typedef struct mtci_dns mtci_dns;
 
@@ -58,6 +74,11 @@ typedef struct mtci_dns_config {
   void *now_ud;
   const char *servers; /* c-ares server CSV (copied by c-ares), NULL: system */
   uint32_t timeout_ms; /* per lookup; 0: MTCI_DNS_DEFAULT_TIMEOUT_MS */
+  /* System configuration only (servers NULL); zero for production: */
+  const char *resolv_conf; /* the file c-ares reads and we watch (copied);
+                              NULL: MTCI_DNS_RESOLV_CONF */
+  uint16_t system_port;    /* UDP port of its name servers (tests: c-ares 1.18
+                              takes no port from resolv.conf); 0: 53 */
 } mtci_dns_config;
 
 typedef struct mtci_dns_addrs {
@@ -107,6 +128,8 @@ void mtci_dns_on_timeout(mtci_dns *d, int64_t now_ms);
 size_t mtci_dns_active(const mtci_dns *d);
 /* DNS questions asked since creation (see the top). */
 uint64_t mtci_dns_queries(const mtci_dns *d);
+/* Channels rebuilt because resolv.conf changed. */
+uint64_t mtci_dns_reloads(const mtci_dns *d);
 
 int mtci_dns_global_init(void);     /* 0 or MTC_ERR_UNSUPPORTED */
 void mtci_dns_global_cleanup(void); /* process end only */

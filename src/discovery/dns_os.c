@@ -4,11 +4,13 @@
 #include "discovery/dns.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 /* after sys/select.h: ares.h uses fd_set without including it */
@@ -49,6 +51,16 @@ struct dreq {
   struct dreq *next;
 };
 
+/* What a channel was built from: resolv.conf's identity. A rewrite in place
+ * changes size or mtime, an atomic replace the inode. */
+struct file_id {
+  int missing; /* 0: present; else the errno of stat */
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtim;
+};
+
 struct mtci_dns {
   mtci_poller *poller;
   int64_t (*now_ms)(void *);
@@ -56,6 +68,14 @@ struct mtci_dns {
   ares_channel ch;
   int have_ch;
   int64_t timeout_ms;
+  /* system configuration: watch resolv.conf (NULL path: explicit servers) */
+  char *resolv_path;
+  unsigned short system_port;
+  struct file_id built_from;
+  int64_t next_check; /* no stat before this (now_ms clock) */
+  int stale;          /* the file changed: rebuild when no lookup is waiting */
+  int busy;           /* inside c-ares or our callback loops: no rebuild now */
+  uint64_t reloads;
   int deadline_id;
   int64_t deadline;
   int destroying;
@@ -91,6 +111,24 @@ void mtci_dns_global_cleanup(void) {
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
+
+static void file_id_get(const char *path, struct file_id *f) {
+  struct stat st;
+  memset(f, 0, sizeof *f);
+  if (stat(path, &st) != 0) {
+    f->missing = errno ? errno : -1;
+    return;
+  }
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
+  f->size = st.st_size;
+  f->mtim = st.st_mtim;
+}
+
+static int file_id_same(const struct file_id *a, const struct file_id *b) {
+  return a->missing == b->missing && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec;
+}
 
 static int64_t now_of(const mtci_dns *d) {
   return d->now_ms ? d->now_ms(d->now_ud) : mtci_clock_realtime_ms();
@@ -275,12 +313,83 @@ static void sock_state_cb(void *data, ares_socket_t s, int readable, int writabl
   if (rc == 0) d->fds[d->n_fds++] = fd;
 }
 
+static void settle(mtci_dns *d);
+
 static void on_fd(void *ud, int fd, unsigned revents) {
   mtci_dns *d = ud;
   ares_socket_t rd = (revents & MTCI_IO_READ) ? (ares_socket_t)fd : ARES_SOCKET_BAD;
   ares_socket_t wr = (revents & MTCI_IO_WRITE) ? (ares_socket_t)fd : ARES_SOCKET_BAD;
+  d->busy++;
   ares_process_fd(d->ch, rd, wr);
+  d->busy--;
   update_deadline(d, now_of(d));
+  settle(d); /* the last lookup on a stale channel may just have called back */
+}
+
+/* ---- the channel ---------------------------------------------------------------------- */
+
+static int channel_new(mtci_dns *d, ares_channel *out) {
+  struct ares_options o;
+  memset(&o, 0, sizeof o);
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  o.sock_state_cb = sock_state_cb;
+  o.sock_state_cb_data = d;
+  int try_ms = (int)(d->timeout_ms / 2);
+  o.timeout = try_ms < 50 ? 50 : try_ms;
+  o.tries = 2;
+  if (d->resolv_path) {
+    o.resolvconf_path = d->resolv_path; /* c-ares copies it */
+    mask |= ARES_OPT_RESOLVCONF;
+    if (d->system_port) {
+      o.udp_port = d->system_port;
+      o.tcp_port = d->system_port;
+      mask |= ARES_OPT_UDP_PORT | ARES_OPT_TCP_PORT;
+    }
+  }
+  int st = ares_init_options(out, &o, mask);
+  if (st == ARES_SUCCESS) return 0;
+  return st == ARES_ENOMEM ? MTC_ERR_NOMEM : MTC_ERR_UNSUPPORTED;
+}
+
+/* Replace the channel with one built from resolv.conf as it is now. Only
+ * when no lookup awaits its callback and no c-ares call is on the stack:
+ * destroying the old channel then calls back lingering queries only, whose
+ * lookups already reported (query_cb frees them silently). */
+static void rebuild(mtci_dns *d) {
+  struct file_id f;
+  file_id_get(d->resolv_path, &f); /* before c-ares reads it: a later change is seen */
+  d->stale = 0;
+  ares_channel ch;
+  if (channel_new(d, &ch) != 0) return; /* keep the old one; the next check retries */
+  ares_channel old = d->ch;
+  d->ch = ch;
+  d->built_from = f;
+  d->reloads++;
+  d->busy++;
+  ares_destroy(old); /* its sockets leave the poller through sock_state_cb */
+  d->busy--;
+  update_deadline(d, now_of(d));
+}
+
+/* A stale channel is rebuilt once nothing holds it. */
+static void settle(mtci_dns *d) {
+  if (d->stale && d->active == 0 && d->busy == 0 && d->have_ch) rebuild(d);
+}
+
+/* Before a lookup: has resolv.conf changed since the channel was built?
+ * One stat per MTCI_DNS_RECHECK_MS at most (and again if the clock went
+ * back). */
+static void check_resolv_conf(mtci_dns *d, int64_t now) {
+  if (!d->resolv_path) return;
+  if (!d->stale) {
+    if (now < d->next_check && now > d->next_check - 2 * MTCI_DNS_RECHECK_MS) return;
+    d->next_check = now + MTCI_DNS_RECHECK_MS;
+    struct file_id f;
+    file_id_get(d->resolv_path, &f);
+    if (file_id_same(&f, &d->built_from)) return;
+    d->stale = 1;
+  }
+  settle(d);
 }
 
 /* ---- API ------------------------------------------------------------------------------ */
@@ -304,18 +413,20 @@ int mtci_dns_new(const mtci_dns_config *cfg, mtci_dns **out) {
     free(d);
     return rc;
   }
-  struct ares_options o;
-  memset(&o, 0, sizeof o);
-  o.sock_state_cb = sock_state_cb;
-  o.sock_state_cb_data = d;
-  int try_ms = (int)(d->timeout_ms / 2);
-  o.timeout = try_ms < 50 ? 50 : try_ms;
-  o.tries = 2;
-  int st =
-      ares_init_options(&d->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
-  if (st != ARES_SUCCESS) {
+  if (!cfg->servers) {
+    d->resolv_path = strdup(cfg->resolv_conf ? cfg->resolv_conf : MTCI_DNS_RESOLV_CONF);
+    if (!d->resolv_path) {
+      mtci_dns_free(d);
+      return MTC_ERR_NOMEM;
+    }
+    d->system_port = cfg->system_port;
+    file_id_get(d->resolv_path, &d->built_from); /* before c-ares reads it */
+    d->next_check = now_of(d) + MTCI_DNS_RECHECK_MS;
+  }
+  rc = channel_new(d, &d->ch);
+  if (rc) {
     mtci_dns_free(d);
-    return st == ARES_ENOMEM ? MTC_ERR_NOMEM : MTC_ERR_UNSUPPORTED;
+    return rc;
   }
   d->have_ch = 1;
   if (cfg->servers && ares_set_servers_ports_csv(d->ch, cfg->servers) != ARES_SUCCESS) {
@@ -336,16 +447,18 @@ void mtci_dns_free(mtci_dns *d) {
   while (d->n_fds)
     fd_forget(d, d->fds[d->n_fds - 1]);
   if (d->deadline_id >= 0) (void)mtci_poller_deadline_free(d->poller, d->deadline_id, now_of(d));
+  free(d->resolv_path);
   free(d);
 }
 
 static int submit(mtci_dns *d, const char *name, int kind, void *fn, void *ud, uint32_t *id) {
   if (id) *id = 0;
   if (!d || !fn || !mtci_doh_name_ok(name)) return MTC_ERR_INVALID_ARG;
+  int64_t now = now_of(d);
+  check_resolv_conf(d, now); /* may free lingering requests: before the count */
   if (d->n_reqs >= MTCI_DNS_MAX_REQUESTS) return MTC_ERR_IO_TABLE_FULL;
   struct dreq *r = calloc(1, sizeof *r);
   if (!r) return MTC_ERR_NOMEM;
-  int64_t now = now_of(d);
   r->d = d;
   r->kind = kind;
   r->fn = fn;
@@ -361,11 +474,13 @@ static int submit(mtci_dns *d, const char *name, int kind, void *fn, void *ud, u
   r->sub[0].type = kind == KIND_TXT ? T_TXT : T_A;
   r->sub[1].type = T_AAAA;
   r->in_submit = 1;
+  d->busy++;
   for (int i = 0; i < nq; i++) {
     r->pending++;
     d->queries++;
     ares_query(d->ch, name, C_IN, r->sub[i].type, query_cb, &r->sub[i]);
   }
+  d->busy--;
   r->in_submit = 0;
   if (r->pending == 0) { /* c-ares answered at once: only errors do that */
     int err = kind == KIND_TXT ? r->txt_err : host_error(r);
@@ -396,6 +511,7 @@ int mtci_dns_cancel(mtci_dns *d, uint32_t id) {
       d->active--;
       if (r->pending == 0) req_unlink_free(d, r);
       update_deadline(d, now_of(d));
+      settle(d);
       return 0;
     }
   return MTC_ERR_INVALID_ARG;
@@ -403,6 +519,7 @@ int mtci_dns_cancel(mtci_dns *d, uint32_t id) {
 
 void mtci_dns_on_timeout(mtci_dns *d, int64_t now_ms) {
   if (!d || d->deadline < 0 || now_ms < d->deadline) return;
+  d->busy++; /* r must outlive its callback: no rebuild before the loop is done */
   /* Our hard deadlines first (a callback may change the list: rescan). */
   for (;;) {
     struct dreq *r = d->reqs;
@@ -413,8 +530,11 @@ void mtci_dns_on_timeout(mtci_dns *d, int64_t now_ms) {
     if (r->pending == 0) req_unlink_free(d, r);
   }
   ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD); /* c-ares' retries and timeouts */
+  d->busy--;
   update_deadline(d, now_of(d));
+  settle(d);
 }
 
 size_t mtci_dns_active(const mtci_dns *d) { return d ? d->active : 0; }
 uint64_t mtci_dns_queries(const mtci_dns *d) { return d ? d->queries : 0; }
+uint64_t mtci_dns_reloads(const mtci_dns *d) { return d ? d->reloads : 0; }

@@ -258,8 +258,16 @@ static void *serve(void *arg) {
 }
 
 int mock_dns_new(const mock_dns_config *cfg, mock_dns **out) {
+  return mock_dns_new_on(cfg, "127.0.0.1", out);
+}
+
+int mock_dns_new_on(const mock_dns_config *cfg, const char *ipv4, mock_dns **out) {
   if (!cfg || !out) return MTC_ERR_INVALID_ARG;
   *out = NULL;
+  struct in_addr bind_addr;
+  if (!ipv4 || inet_pton(AF_INET, ipv4, &bind_addr) != 1 ||
+      (ntohl(bind_addr.s_addr) >> 24) != 127) /* loopback only */
+    return MTC_ERR_INVALID_ARG;
   if (cfg->n_hosts > MOCK_DNS_MAX_HOSTS || (cfg->n_hosts && !cfg->hosts))
     return MTC_ERR_INVALID_ARG;
   const char *tn = cfg->txt_name ? cfg->txt_name : "apv3.stel.com";
@@ -302,7 +310,7 @@ int mock_dns_new(const mock_dns_config *cfg, mock_dns **out) {
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons(cfg->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_addr = bind_addr;
     socklen_t al = sizeof a;
     if (bind(d->fd, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(d->fd, (struct sockaddr *)&a, &al) != 0)

@@ -1,5 +1,6 @@
 /*
- * mock_dns: a tiny UDP DNS server on 127.0.0.1 for the plain-DNS side of
+ * mock_dns: a tiny UDP DNS server on 127.0.0.1 (or another loopback
+ * address, mock_dns_new_on) for the plain-DNS side of
  * endpoint discovery (c-ares TXT queries for apv3.stel.com, A/AAAA lookups
  * of proxy host names). TEST CODE: its own thread, POSIX sockets, poll().
  *
@@ -73,6 +74,10 @@ typedef struct mock_dns_stats {
 /* Bind 127.0.0.1:port (UDP) and start the thread. 0, MTC_ERR_INVALID_ARG
  * (too many/long records, bad host address), -errno, MTC_ERR_NOMEM. */
 int mock_dns_new(const mock_dns_config *cfg, mock_dns **out);
+/* The same on another loopback address (127.x.y.z, e.g. "127.0.0.2": a
+ * second server on the same port, for resolvers that take no port from
+ * resolv.conf). MTC_ERR_INVALID_ARG for a non-loopback address. */
+int mock_dns_new_on(const mock_dns_config *cfg, const char *ipv4, mock_dns **out);
 void mock_dns_free(mock_dns *d); /* stops the thread; NULL-safe */
 
 uint16_t mock_dns_port(const mock_dns *d);
