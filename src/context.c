@@ -2335,7 +2335,23 @@ void mtci_ctx_leave(mtc_context *ctx) {
     ctx->io.arm(ctx->io.ud, d == INT64_MAX ? -1 : d);
   }
   ctx->depth = 0;
+  /* A callback run by the work above (another request's timeout, say)
+   * freed the context inside a top-level mtc_invoke: its new request would
+   * be cancelled by the free inside that call, which promises the callback
+   * never runs there. mtc_invoke fails with MTC_ERR_CLOSED instead, and a
+   * failed mtc_invoke never calls back: the request goes without one. */
+  if (ctx->free_deferred && ctx->invoking && ctx->invoke_refused) {
+    mtci_req *r = req_find(ctx, ctx->invoking);
+    if (r && r->kind == MTCI_REQ_APP) {
+      if (r->state == MTCI_RS_SENT && r->slot && r->slot->has_sess)
+        (void)mtci_session_cancel(r->slot->sess, r->id);
+      req_unlink(ctx, r);
+      req_free(r);
+      *ctx->invoke_refused = 1;
+    }
+  }
   ctx->invoking = 0; /* the outermost call returns: its request's failures go as usual */
+  ctx->invoke_refused = NULL;
   if (ctx->free_deferred && ctx->io.finalize) ctx->io.finalize(ctx->io.ud);
 }
 
@@ -2649,9 +2665,17 @@ int mtc_invoke(mtc_context *ctx, const mtc_invoke_options *opts, const uint8_t *
   r->ud = user_data;
   r->flags = opts ? opts->flags : 0;
   if (opts && opts->timeout_ms > 0) r->deadline = now_of(ctx) + opts->timeout_ms;
-  if (ctx->depth == 1) ctx->invoking = r->id; /* the pump runs inside this call: see req_fail */
+  int refused = 0;
+  if (ctx->depth == 1) { /* the pump runs inside this call: see req_fail and leave */
+    ctx->invoking = r->id;
+    ctx->invoke_refused = &refused;
+  }
   if (request_id) *request_id = r->id;
   mtci_ctx_leave(ctx); /* may free ctx (a deferred mtc_context_free) */
+  if (refused) {
+    if (request_id) *request_id = 0;
+    return MTC_ERR_CLOSED;
+  }
   return 0;
 }
 

@@ -242,6 +242,7 @@ struct mtc_context {
   /* re-entrancy and lifecycle */
   int depth;
   uint64_t invoking;      /* id of the request the outermost mtc_invoke is placing (0: none) */
+  int *invoke_refused;    /* that mtc_invoke's flag: set when a deferred free refuses it */
   int changed;            /* the pump has work */
   int closing;
   int free_deferred;
