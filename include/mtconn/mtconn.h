@@ -484,7 +484,7 @@ typedef struct mtc_settings {
   int reconnect_initial_ms;     /* first back-off delay (default 1000), doubling per failure */
   int reconnect_max_ms;         /* back-off cap (default 30000) */
   int max_connect_attempts;     /* consecutive failed attempts before FAILED (default 8) */
-  int max_connects_per_minute;  /* TCP connects per DC per 60 s (default 20) */
+  int max_connects_per_minute;  /* TCP connects per DC per 60 s (default 20, at most 64) */
   int ping_interval_ms;         /* keepalive ping_delay_disconnect period (default 60000) */
   int ping_disconnect_delay_s;  /* disconnect_delay sent to the server (default 75) */
   int idle_close_ms;            /* media and non-main-DC connections idle this long close (60000) */
@@ -637,7 +637,10 @@ typedef struct mtc_invoke_options {
  * (opts NULL = main DC), opens connections as needed and follows migrations,
  * FLOOD_WAIT_X up to settings.flood_wait_auto_s and the authorization
  * transfer. fn(user_data, result) is called exactly once, never from inside
- * this call; when this call fails, fn is never called.
+ * this call; when this call fails, fn is never called. (A top-level call
+ * also does the context's due work — other requests' answers and timeouts —
+ * so their callbacks may run inside it; if one of them frees the context,
+ * this call returns MTC_ERR_CLOSED.)
  * *request_id (may be NULL) gets the id, never 0. Returns 0,
  * MTC_ERR_INVALID_ARG, MTC_ERR_DC_UNKNOWN, MTC_ERR_CLOSED, MTC_ERR_NOMEM.
  * Callable from callbacks.
